@@ -1,0 +1,388 @@
+//go:build linux
+
+package cgroup
+
+// Tests against the running kernel. They need root and a detected
+// hierarchy; each skips (or fails under CI=true) naming what is missing.
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const mib = 1 << 20
+
+func readTrim(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func TestKernelCreateAppliesLimits(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{MemoryBytes: 64 * mib, CPUQuota: 0.5, Pids: 32})
+
+	type file struct{ ctl, name, want string }
+	var files []file
+	switch h.Version() {
+	case V1:
+		files = []file{
+			{"memory", "memory.limit_in_bytes", "67108864"},
+			{"memory", "memory.oom_control", "oom_kill_disable 0"}, // first line
+			{"pids", "pids.max", "32"},
+			{"cpu", "cpu.cfs_period_us", "100000"},
+			{"cpu", "cpu.cfs_quota_us", "50000"},
+			{"freezer", "freezer.state", "THAWED"},
+		}
+		if _, err := os.Stat(filepath.Join(c.ctl["memory"], "memory.memsw.limit_in_bytes")); err == nil {
+			files = append(files, file{"memory", "memory.memsw.limit_in_bytes", "67108864"})
+		} else {
+			files = append(files, file{"memory", "memory.swappiness", "0"})
+		}
+	case V2:
+		files = []file{
+			{"memory", "memory.max", "67108864"},
+			{"memory", "memory.oom.group", "1"},
+			{"pids", "pids.max", "32"},
+			{"cpu", "cpu.max", "50000 100000"},
+		}
+		if _, err := os.Stat(filepath.Join(c.ctl["memory"], "memory.swap.max")); err == nil {
+			files = append(files, file{"memory", "memory.swap.max", "0"})
+		}
+	}
+	for _, f := range files {
+		t.Run(f.name, func(t *testing.T) {
+			got, _, _ := strings.Cut(readTrim(t, filepath.Join(c.ctl[f.ctl], f.name)), "\n")
+			if got != f.want {
+				t.Errorf("%s = %q, want %q", f.name, got, f.want)
+			}
+		})
+	}
+}
+
+func TestKernelCreateExistingAndOpen(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{Pids: 8})
+
+	if _, err := h.Create(c.Name(), Limits{}); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("Create(existing) error = %v, want fs.ErrExist", err)
+	}
+	o, err := h.Open(c.Name())
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if got, want := o.Dirs(), c.Dirs(); !slices.Equal(got, want) {
+		t.Errorf("Open dirs = %v, want %v", got, want)
+	}
+	if _, err := h.Open(testName(t) + "-missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Open(missing) error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+// A limit the kernel refuses fails the creation and leaves nothing behind.
+func TestKernelCreateFailsClosed(t *testing.T) {
+	h := requireHierarchy(t)
+	name := testName(t)
+	// pids.max accepts at most PID_MAX_LIMIT (4194304).
+	_, err := h.Create(name, Limits{MemoryBytes: 64 * mib, Pids: 1 << 40})
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Create error = %v, want EINVAL", err)
+	}
+	if !strings.Contains(err.Error(), "pids.max") {
+		t.Errorf("error %q does not name pids.max", err)
+	}
+	for _, d := range h.newCgroup(name).dirs {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left behind (stat error %v)", d, err)
+		}
+	}
+}
+
+func TestKernelAddProcProcsKill(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{Pids: 16})
+	ch := startChild(t, "/bin/sh", "-c", "read x; sleep 10")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	procs, err := c.Procs()
+	if err != nil {
+		t.Fatalf("Procs: %v", err)
+	}
+	if !slices.Contains(procs, ch.pid()) {
+		t.Errorf("Procs() = %v, want it to contain %d", procs, ch.pid())
+	}
+	if h.Version() == V1 {
+		for _, d := range c.Dirs() {
+			if got := readTrim(t, filepath.Join(d, "cgroup.procs")); got == "" {
+				t.Errorf("%s/cgroup.procs is empty", d)
+			}
+		}
+	}
+	if err := c.Kill(); err != nil {
+		t.Fatalf("Kill: %v", err)
+	}
+	werr := ch.wait(t, 5*time.Second)
+	if sig, ok := signaled(werr); !ok || sig != syscall.SIGKILL {
+		t.Errorf("child exit = %v, want killed by SIGKILL", werr)
+	}
+}
+
+func TestKernelDestroyRemovesEveryController(t *testing.T) {
+	h := requireHierarchy(t)
+	c, err := h.Create(testName(t), Limits{MemoryBytes: 32 * mib, CPUQuota: 1, Pids: 8})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	ch := startChild(t, "/bin/sh", "-c", "read x; sleep 30 & sleep 30")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	// A cgroup created below (as a nested runtime might) goes too.
+	sub := filepath.Join(c.Dirs()[0], "nested")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatalf("mkdir nested: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Destroy(ctx); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	for _, d := range c.Dirs() {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s still exists after Destroy (stat error %v)", d, err)
+		}
+	}
+	if sig, ok := signaled(ch.wait(t, 5*time.Second)); !ok || sig != syscall.SIGKILL {
+		t.Errorf("child not killed by SIGKILL")
+	}
+	if err := c.Destroy(ctx); err != nil {
+		t.Errorf("second Destroy = %v, want nil (idempotent)", err)
+	}
+}
+
+func TestKernelMemoryLimitOOMKill(t *testing.T) {
+	h := requireHierarchy(t, "memory")
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		skipOrFail(t, "needs /usr/bin/python3: %v", err)
+	}
+	c := createTest(t, h, Limits{MemoryBytes: 64 * mib, Pids: 16})
+	ch := startChild(t, "/usr/bin/python3", "-c", "import sys; sys.stdin.readline(); b = bytearray(200 << 20); print('allocated')")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	werr := ch.wait(t, 30*time.Second)
+	if sig, ok := signaled(werr); !ok || sig != syscall.SIGKILL {
+		t.Errorf("child exit = %v (output %q), want killed by SIGKILL", werr, ch.out)
+	}
+	s, err := c.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	t.Logf("stats after OOM: %+v", s)
+	if s.OOMKills < 1 {
+		t.Errorf("Stats().OOMKills = %d, want ≥ 1", s.OOMKills)
+	}
+	if !s.MemoryPeakUnavailable && (s.MemoryPeak < 32*mib || s.MemoryPeak > 64*mib) {
+		t.Errorf("Stats().MemoryPeak = %d, want within (32 MiB, 64 MiB]", s.MemoryPeak)
+	}
+}
+
+func TestKernelPidsLimit(t *testing.T) {
+	h := requireHierarchy(t, "pids")
+	c := createTest(t, h, Limits{Pids: 4})
+	script := `read x; i=0; fail=0
+while [ $i -lt 10 ]; do sleep 2 & [ $? -ne 0 ] && fail=1; i=$((i+1)); done
+echo done`
+	ch := startChild(t, "/bin/sh", "-c", script)
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	_ = ch.wait(t, 10*time.Second) // the shell may fail; the counters tell
+	s, err := c.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	t.Logf("stats after fork storm: %+v; output %q", s, ch.out)
+	if s.PidsLimitHits < 1 {
+		t.Errorf("Stats().PidsLimitHits = %d, want ≥ 1 (output %q)", s.PidsLimitHits, ch.out)
+	}
+	if s.PidsCurrent > 4 {
+		t.Errorf("Stats().PidsCurrent = %d, want ≤ 4", s.PidsCurrent)
+	}
+	if out := ch.out.String(); !strings.Contains(strings.ToLower(out), "fork") {
+		t.Errorf("shell output %q does not report a fork failure", out)
+	}
+}
+
+func TestKernelFreezeThaw(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{})
+	ch := startChild(t, "/bin/sh", "-c", "read x; while :; do :; done")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+
+	usage := func() time.Duration {
+		t.Helper()
+		s, err := c.Stats()
+		if err != nil {
+			t.Fatalf("Stats: %v", err)
+		}
+		return s.CPUUsage
+	}
+	over := func(d time.Duration) time.Duration {
+		t.Helper()
+		u0 := usage()
+		time.Sleep(d)
+		return usage() - u0
+	}
+	if got := over(200 * time.Millisecond); got < 20*time.Millisecond {
+		t.Fatalf("busy loop used %v CPU in 200ms before Freeze, want ≥ 20ms", got)
+	}
+	if err := c.Freeze(); err != nil {
+		t.Fatalf("Freeze: %v", err)
+	}
+	if got := over(300 * time.Millisecond); got > 5*time.Millisecond {
+		t.Errorf("frozen cgroup used %v CPU in 300ms, want ≤ 5ms", got)
+	}
+	if err := c.Thaw(); err != nil {
+		t.Fatalf("Thaw: %v", err)
+	}
+	if got := over(200 * time.Millisecond); got < 20*time.Millisecond {
+		t.Errorf("thawed busy loop used %v CPU in 200ms, want ≥ 20ms", got)
+	}
+}
+
+// Kill reaches a frozen cgroup and processes forking in a loop.
+func TestKernelKillForkLoop(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{Pids: 64})
+	ch := startChild(t, "/bin/sh", "-c", "read x; while :; do sleep 5 & done")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Drain(ctx); err != nil {
+		t.Fatalf("Drain: %v", err)
+	}
+	procs, err := c.Procs()
+	if err != nil {
+		t.Fatalf("Procs: %v", err)
+	}
+	if len(procs) != 0 {
+		t.Errorf("Procs() after Drain = %v, want none", procs)
+	}
+}
+
+func TestKernelReset(t *testing.T) {
+	h := requireHierarchy(t)
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		skipOrFail(t, "needs /usr/bin/python3: %v", err)
+	}
+	c := createTest(t, h, Limits{MemoryBytes: 64 * mib, CPUQuota: 1, Pids: 16})
+	ch := startChild(t, "/usr/bin/python3", "-c",
+		"import sys; sys.stdin.readline(); b = bytearray(32 << 20); sum(range(3000000))")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	if err := ch.wait(t, 30*time.Second); err != nil {
+		t.Fatalf("child: %v (output %q)", err, ch.out)
+	}
+	before, err := c.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if before.CPUUsage < 10*time.Millisecond || (!before.MemoryPeakUnavailable && before.MemoryPeak < 32*mib) {
+		t.Fatalf("Stats before Reset = %+v, want CPU ≥ 10ms and peak ≥ 32 MiB", before)
+	}
+
+	t.Logf("stats before Reset: %+v", before)
+	// Raise the memory limit (v1 must then write memsw first), drop the
+	// CPU limit.
+	if err := c.Reset(Limits{MemoryBytes: 128 * mib, Pids: 8}); err != nil {
+		t.Fatalf("Reset: %v", err)
+	}
+	after, err := c.Stats()
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if after.CPUUsage > time.Millisecond || after.CPUUser > time.Millisecond {
+		t.Errorf("CPU after Reset = %v (user %v), want ≈ 0", after.CPUUsage, after.CPUUser)
+	}
+	if !after.MemoryPeakUnavailable && after.MemoryPeak > 16*mib {
+		t.Errorf("MemoryPeak after Reset = %d, want ≤ 16 MiB (the cache left charged)", after.MemoryPeak)
+	}
+	if h.Version() == V1 {
+		for _, f := range []struct{ ctl, name, want string }{
+			{"memory", "memory.limit_in_bytes", "134217728"},
+			{"pids", "pids.max", "8"},
+			{"cpu", "cpu.cfs_quota_us", "-1"},
+		} {
+			if got := readTrim(t, filepath.Join(c.ctl[f.ctl], f.name)); got != f.want {
+				t.Errorf("%s after Reset = %q, want %q", f.name, got, f.want)
+			}
+		}
+	}
+	// Lower it again (limit first).
+	if err := c.Reset(Limits{MemoryBytes: 48 * mib}); err != nil {
+		t.Fatalf("second Reset: %v", err)
+	}
+}
+
+func TestKernelResetBusy(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{})
+	ch := startChild(t, "/bin/sh", "-c", "read x; sleep 10")
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	if err := c.Reset(Limits{}); !errors.Is(err, ErrNotEmpty) {
+		t.Errorf("Reset with a process = %v, want ErrNotEmpty", err)
+	}
+}
+
+func TestKernelFD(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{})
+	fd, err := c.FD()
+	switch h.Version() {
+	case V1:
+		if !errors.Is(err, ErrNotSupported) {
+			t.Errorf("FD() on v1 error = %v, want ErrNotSupported", err)
+		}
+	case V2:
+		if err != nil {
+			t.Fatalf("FD: %v", err)
+		}
+		defer syscall.Close(fd)
+		ch := startChildInto(t, fd)
+		procs, err := c.Procs()
+		if err != nil {
+			t.Fatalf("Procs: %v", err)
+		}
+		if !slices.Contains(procs, ch.pid()) {
+			t.Errorf("Procs() = %v, want the child started with CgroupFD (%d)", procs, ch.pid())
+		}
+	}
+}

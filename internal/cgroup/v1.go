@@ -1,0 +1,253 @@
+package cgroup
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// userHZ is the unit of cpuacct.stat (USER_HZ, 100 on every Linux ABI
+// SoulBox supports).
+const userHZ = 100
+
+func (h *Hierarchy) prepareParentV1() error {
+	seen := make(map[string]bool)
+	for _, ctl := range v1Required {
+		d := filepath.Join(h.v1[ctl], Parent)
+		if seen[d] {
+			continue
+		}
+		seen[d] = true
+		if err := h.fs.Mkdir(d); err != nil && !errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("cgroup: create %s: %w", d, cause(err))
+		}
+	}
+	return nil
+}
+
+// applyV1 writes the limits. fresh is true on a newly created cgroup,
+// where a zero limit needs no write; on reuse a zero limit is written as
+// "unlimited".
+func (c *Cgroup) applyV1(l Limits, fresh bool) error {
+	h := c.h
+	mem := c.ctl["memory"]
+	hasMemsw, err := h.exists(mem, "memory.memsw.limit_in_bytes")
+	if err != nil {
+		return err
+	}
+	if l.MemoryBytes > 0 || !fresh {
+		if err := c.setMemoryV1(l.MemoryBytes, hasMemsw); err != nil {
+			return err
+		}
+	}
+	if !hasMemsw {
+		// No swap accounting: keep the kernel from swapping this
+		// cgroup's anonymous memory instead.
+		if err := h.write(mem, "memory.swappiness", "0"); err != nil {
+			return err
+		}
+	}
+	// oom_kill_disable 0: on OOM the kernel kills, it does not pause.
+	if err := h.write(mem, "memory.oom_control", "0"); err != nil {
+		return err
+	}
+
+	switch {
+	case l.Pids > 0:
+		if err := h.write(c.ctl["pids"], "pids.max", strconv.FormatInt(l.Pids, 10)); err != nil {
+			return err
+		}
+	case !fresh:
+		if err := h.write(c.ctl["pids"], "pids.max", "max"); err != nil {
+			return err
+		}
+	}
+
+	cpu := c.ctl["cpu"]
+	switch {
+	case l.CPUQuota > 0:
+		if err := h.write(cpu, "cpu.cfs_period_us", strconv.Itoa(CPUPeriod)); err != nil {
+			return err
+		}
+		if err := h.write(cpu, "cpu.cfs_quota_us", strconv.FormatInt(l.cpuQuotaUsec(), 10)); err != nil {
+			return err
+		}
+	case !fresh:
+		if err := h.write(cpu, "cpu.cfs_quota_us", "-1"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setMemoryV1 sets memory.limit_in_bytes and, with swap accounting,
+// memory.memsw.limit_in_bytes to the same value (no swap). The kernel
+// requires memsw ≥ limit at every step, so memsw goes first when the
+// limit rises and last when it falls. bytes 0 means unlimited.
+func (c *Cgroup) setMemoryV1(bytes int64, hasMemsw bool) error {
+	h := c.h
+	mem := c.ctl["memory"]
+	val, want := "-1", int64(math.MaxInt64)
+	if bytes > 0 {
+		val, want = strconv.FormatInt(bytes, 10), bytes
+	}
+	setLimit := func() error {
+		err := h.write(mem, "memory.limit_in_bytes", val)
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("%w (usage is above the new limit and could not be reclaimed)", err)
+		}
+		return err
+	}
+	if !hasMemsw {
+		return setLimit()
+	}
+	cur, err := h.readInt(mem, "memory.limit_in_bytes")
+	if err != nil {
+		return err
+	}
+	setMemsw := func() error { return h.write(mem, "memory.memsw.limit_in_bytes", val) }
+	first, second := setLimit, setMemsw
+	if want > cur {
+		first, second = setMemsw, setLimit
+	}
+	if err := first(); err != nil {
+		return err
+	}
+	return second()
+}
+
+func (c *Cgroup) statsV1() (Stats, error) {
+	h := c.h
+	var s Stats
+	acct := c.ctl["cpuacct"]
+	usage, err := h.readInt(acct, "cpuacct.usage")
+	if err != nil {
+		return Stats{}, err
+	}
+	s.CPUUsage = time.Duration(usage)
+	hasSplit, err := h.exists(acct, "cpuacct.usage_user")
+	if err != nil {
+		return Stats{}, err
+	}
+	if hasSplit {
+		u, err := h.readInt(acct, "cpuacct.usage_user")
+		if err != nil {
+			return Stats{}, err
+		}
+		sy, err := h.readInt(acct, "cpuacct.usage_sys")
+		if err != nil {
+			return Stats{}, err
+		}
+		s.CPUUser, s.CPUSystem = time.Duration(u), time.Duration(sy)
+	} else {
+		st, err := h.readKeyed(acct, "cpuacct.stat")
+		if err != nil {
+			return Stats{}, err
+		}
+		s.CPUUser = time.Duration(st["user"]) * time.Second / userHZ
+		s.CPUSystem = time.Duration(st["system"]) * time.Second / userHZ
+	}
+
+	mem := c.ctl["memory"]
+	if s.MemoryPeak, err = h.readInt(mem, "memory.max_usage_in_bytes"); err != nil {
+		return Stats{}, err
+	}
+	if s.MemoryCurrent, err = h.readInt(mem, "memory.usage_in_bytes"); err != nil {
+		return Stats{}, err
+	}
+	oc, err := h.readKeyed(mem, "memory.oom_control")
+	if err != nil {
+		return Stats{}, err
+	}
+	s.OOMKills = oc["oom_kill"]
+
+	pids := c.ctl["pids"]
+	if s.PidsCurrent, err = h.readInt(pids, "pids.current"); err != nil {
+		return Stats{}, err
+	}
+	pe, err := h.readKeyed(pids, "pids.events")
+	if err != nil {
+		return Stats{}, err
+	}
+	s.PidsLimitHits = pe["max"]
+	return s, nil
+}
+
+// freezeV1 writes FROZEN until freezer.state reads FROZEN. A v1 cgroup can
+// stay FREEZING while tasks fork; as runc does, it rewrites FROZEN and now
+// and then thaws briefly, until the deadline, then thaws and fails.
+func (c *Cgroup) freezeV1(deadline time.Time) error {
+	h := c.h
+	dir := c.ctl["freezer"]
+	start := time.Now()
+	backoff := 50 * time.Microsecond
+	for i := 1; ; i++ {
+		if i%50 == 0 {
+			if err := h.write(dir, "freezer.state", "THAWED"); err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := h.write(dir, "freezer.state", "FROZEN"); err != nil {
+			return errors.Join(err, c.thaw())
+		}
+		b, err := h.read(dir, "freezer.state")
+		if err != nil {
+			return errors.Join(err, c.thaw())
+		}
+		switch st := string(bytes.TrimSpace(b)); st {
+		case "FROZEN":
+			return nil
+		case "FREEZING":
+		default:
+			return errors.Join(fmt.Errorf("cgroup: freeze %s: unexpected freezer.state %q", c.name, st), c.thaw())
+		}
+		if time.Now().After(deadline) {
+			return errors.Join(fmt.Errorf("cgroup: freeze %s: still FREEZING after %v", c.name, time.Since(start).Round(time.Millisecond)), c.thaw())
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 10*time.Millisecond)
+	}
+}
+
+// resetCountersV1 resets what v1 can reset and baselines the rest.
+func (c *Cgroup) resetCountersV1() error {
+	h := c.h
+	mem, acct := c.ctl["memory"], c.ctl["cpuacct"]
+	if err := h.write(mem, "memory.max_usage_in_bytes", "0"); err != nil {
+		return err
+	}
+	hasMemsw, err := h.exists(mem, "memory.memsw.max_usage_in_bytes")
+	if err != nil {
+		return err
+	}
+	if hasMemsw {
+		if err := h.write(mem, "memory.memsw.max_usage_in_bytes", "0"); err != nil {
+			return err
+		}
+	}
+	if err := h.write(acct, "cpuacct.usage", "0"); err != nil {
+		return err
+	}
+	c.base = baseline{}
+	s, err := c.statsV1()
+	if err != nil {
+		return err
+	}
+	hasSplit, err := h.exists(acct, "cpuacct.usage_user")
+	if err != nil {
+		return err
+	}
+	if !hasSplit { // cpuacct.stat is not reset by the cpuacct.usage write
+		c.base.cpuUser, c.base.cpuSystem = s.CPUUser, s.CPUSystem
+	}
+	c.base.oomKills = s.OOMKills
+	c.base.pidsLimitHits = s.PidsLimitHits
+	return nil
+}
