@@ -1,0 +1,17 @@
+// Command soulbox is SoulBox's single binary: the CLI, the one-shot runner
+// and, when started as "soulbox-init", the init of every sandbox.
+package main
+
+import (
+	"os"
+
+	"github.com/soulbox-dev/soulbox/internal/cli"
+	"github.com/soulbox-dev/soulbox/internal/nsinit"
+)
+
+func main() {
+	if os.Args[0] == nsinit.Arg0 {
+		nsinit.Main() // never returns
+	}
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}

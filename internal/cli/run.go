@@ -1,0 +1,215 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/runtime"
+)
+
+// limitFlags are the resource-limit flags shared by commands that start
+// sandboxes. Unset flags keep the defaults.
+type limitFlags struct {
+	memory, cpus, cpuTime, timeout, pids, output, disk, fileSize, openFiles, stack string
+}
+
+func (f *limitFlags) register(c *cobra.Command) {
+	d := limits.Defaults()
+	fl := c.Flags()
+	fl.StringVar(&f.memory, "memory", "", "memory limit, e.g. 256M (default "+limits.FormatBytes(d.MemoryBytes)+")")
+	fl.StringVar(&f.cpus, "cpus", "", fmt.Sprintf("CPU quota in cores, e.g. 0.5 (default %g)", d.CPUs))
+	fl.StringVar(&f.cpuTime, "cpu-time", "", "CPU time limit, e.g. 2s (default "+d.CPUTime.String()+")")
+	fl.StringVar(&f.timeout, "timeout", "", "wall-clock time limit, e.g. 5s (default "+d.WallTime.String()+")")
+	fl.StringVar(&f.pids, "pids", "", fmt.Sprintf("maximum processes and threads (default %d)", d.Pids))
+	fl.StringVar(&f.output, "output-limit", "", "cap on stdout and on stderr, each, e.g. 1M (default "+limits.FormatBytes(d.OutputBytes)+")")
+	fl.StringVar(&f.disk, "disk", "", "size of the writable file system, e.g. 100M (default "+limits.FormatBytes(d.DiskBytes)+")")
+	fl.StringVar(&f.fileSize, "file-size", "", "largest file a process may write (default "+limits.FormatBytes(d.FileBytes)+")")
+	fl.StringVar(&f.openFiles, "open-files", "", fmt.Sprintf("open file descriptors per process (default %d)", d.OpenFiles))
+	fl.StringVar(&f.stack, "stack", "", "stack size limit (default "+limits.FormatBytes(d.StackBytes)+")")
+}
+
+// resolve turns the flags into validated-later Limits.
+func (f *limitFlags) resolve() (limits.Limits, error) {
+	l := limits.Defaults()
+	var errs []error
+	size := func(name, v string, dst *int64) {
+		if v == "" {
+			return
+		}
+		n, err := limits.ParseBytes(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
+			return
+		}
+		*dst = n
+	}
+	count := func(name, v string, dst *int64) {
+		if v == "" {
+			return
+		}
+		n, err := limits.ParseCount(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
+			return
+		}
+		*dst = n
+	}
+	size("memory", f.memory, &l.MemoryBytes)
+	size("output-limit", f.output, &l.OutputBytes)
+	size("disk", f.disk, &l.DiskBytes)
+	size("file-size", f.fileSize, &l.FileBytes)
+	size("stack", f.stack, &l.StackBytes)
+	count("pids", f.pids, &l.Pids)
+	count("open-files", f.openFiles, &l.OpenFiles)
+	if f.cpus != "" {
+		v, err := limits.ParseCPUs(f.cpus)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--cpus: %w", err))
+		}
+		l.CPUs = v
+	}
+	if f.cpuTime != "" {
+		v, err := limits.ParseDuration(f.cpuTime)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--cpu-time: %w", err))
+		}
+		l.CPUTime = v
+	}
+	if f.timeout != "" {
+		v, err := limits.ParseDuration(f.timeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--timeout: %w", err))
+		}
+		l.WallTime = v
+	}
+	return l, errors.Join(errs...)
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		lf      limitFlags
+		stdin   string
+		copyIn  []string
+		env     []string
+		asJSON  bool
+		dataDir string
+	)
+	c := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARGS...]",
+		Short: "Run one command in a fresh sandbox and report what happened (needs root)",
+		Long: `Run one command in a fresh sandbox: new user, mount, pid, network, uts, ipc and
+cgroup namespaces, an overlay root of the host's /usr with a curated /etc, a
+cgroup with the limits below, seccomp, and no capabilities. The command runs as
+uid 1000 "user" in /home/user.
+
+Without --json the program's output is passed through and soulbox exits with the
+program's exit status. With --json it prints exactly one JSON object:
+{"status","exit_code","signal","stdout","stderr","stdout_truncated",
+"stderr_truncated","wall_ms","cpu_ms","peak_memory_bytes"} where status is one
+of OK RE SG TLE MLE OLE FSE SV XX.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageErrorf("no command given: soulbox run [flags] -- CMD [ARGS...]")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lf.resolve()
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			spec := runtime.Spec{Argv: args, Env: env, Limits: l}
+			for _, c := range copyIn {
+				name, host, ok := strings.Cut(c, "=")
+				if !ok || name == "" || host == "" {
+					return usageErrorf("--copy-in %q: want NAME=HOSTPATH", c)
+				}
+				spec.CopyIn = append(spec.CopyIn, runtime.CopyIn{Name: name, HostPath: host})
+			}
+			if stdin != "" {
+				f, err := os.Open(stdin)
+				if err != nil {
+					return usageErrorf("--stdin: %v", err)
+				}
+				defer f.Close()
+				spec.Stdin = f
+			} else {
+				spec.Stdin = cmd.InOrStdin()
+			}
+			if !asJSON {
+				spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			}
+			rt, err := runtime.New(runtime.Config{DataDir: dataDir})
+			if err != nil {
+				return runFailure(cmd, asJSON, err)
+			}
+			if err := rt.Validate(&spec); err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			res, err := rt.Run(cmd.Context(), spec)
+			if err != nil {
+				if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) {
+					return &exitError{code: exitUsage, err: err}
+				}
+				return runFailure(cmd, asJSON, err)
+			}
+			if asJSON {
+				return res.WriteJSON(cmd.OutOrStdout())
+			}
+			if res.Status != runtime.StatusOK && res.Status != runtime.StatusRE {
+				fmt.Fprintf(cmd.ErrOrStderr(), "soulbox: %s\n", describe(res))
+			}
+			if res.ExitCode != 0 {
+				return &exitError{code: res.ExitCode, err: errors.New("")}
+			}
+			return nil
+		},
+	}
+	lf.register(c)
+	fl := c.Flags()
+	fl.StringVar(&stdin, "stdin", "", "file to feed to the program's standard input (default: this command's stdin)")
+	fl.StringArrayVar(&copyIn, "copy-in", nil, "copy a host file into /home/user: NAME=HOSTPATH (repeatable)")
+	fl.StringArrayVar(&env, "env", nil, "set an environment variable: KEY=VALUE (repeatable)")
+	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdict, output and measurements")
+	fl.StringVar(&dataDir, "data-dir", "/var/lib/soulbox", "SoulBox data directory")
+	return c
+}
+
+// runFailure reports a sandbox that could not be set up: as a JSON object
+// with status XX under --json, and with exit status 125 either way.
+func runFailure(cmd *cobra.Command, asJSON bool, err error) error {
+	if asJSON {
+		b, _ := json.Marshal(map[string]any{
+			"status": runtime.StatusXX, "exit_code": -1, "signal": nil, "stdout": "", "stderr": "",
+			"stdout_truncated": false, "stderr_truncated": false, "wall_ms": 0, "cpu_ms": 0,
+			"peak_memory_bytes": 0, "error": err.Error(),
+		})
+		fmt.Fprintln(cmd.OutOrStdout(), string(b))
+	}
+	return &exitError{code: exitInternal, err: err}
+}
+
+func describe(r *runtime.Result) string {
+	switch r.Status {
+	case runtime.StatusTLE:
+		return "time limit exceeded (TLE)"
+	case runtime.StatusMLE:
+		return "memory limit exceeded (MLE)"
+	case runtime.StatusOLE:
+		return "output limit exceeded (OLE)"
+	case runtime.StatusFSE:
+		return "file size or disk limit exceeded (FSE)"
+	case runtime.StatusSV:
+		return "killed by the syscall filter (SV)"
+	case runtime.StatusSG:
+		return "killed by signal " + r.Signal.String() + " (SG)"
+	default:
+		return string(r.Status)
+	}
+}

@@ -1,0 +1,286 @@
+// Package nsinit is the sandbox's init: the copy of the soulbox binary that
+// the host-side runtime starts as PID 1 of a fresh set of namespaces.
+//
+// It reads its Config from the control socket, assembles the root file
+// system, applies rlimits, drops every capability, sets no_new_privs,
+// installs the seccomp filter last, then starts the tenant program as the
+// unprivileged user in its own session and reaps every process until that
+// program exits. It reports each step as an Event on the control socket.
+//
+// The init itself keeps uid 0 of the sandbox but holds no capabilities and
+// runs under the same seccomp filter, so tenant code (uid 1000) can neither
+// signal it nor read its memory or descriptors.
+package nsinit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/rootfs"
+)
+
+// Arg0 is the argv[0] under which the soulbox binary runs as the init.
+const Arg0 = "soulbox-init"
+
+// ControlFD is the descriptor number of the control socket in the init.
+const ControlFD = 3
+
+// maxConfig caps the configuration the init accepts.
+const maxConfig = 4 << 20
+
+// Rlimit is one resource limit applied to every process of the sandbox.
+type Rlimit struct {
+	Resource int
+	Cur, Max uint64
+}
+
+// Config is sent by the host-side runtime to the init.
+type Config struct {
+	Layout        rootfs.Layout
+	Argv          []string
+	Env           []string
+	Cwd           string
+	Rlimits       []Rlimit
+	Seccomp       []unix.SockFilter
+	UnshareCgroup bool // v1 hosts: the runtime moved the init into its cgroups after clone
+}
+
+// Event kinds reported by the init.
+const (
+	EventStarted = "started" // the tenant program is running (Pid set)
+	EventError   = "error"   // set-up failed before the program ran (Error set)
+	EventExit    = "exit"    // the tenant program ended (Status, DiskFull set)
+)
+
+// Event is a message from the init to the runtime.
+type Event struct {
+	Kind     string `json:"kind"`
+	Error    string `json:"error,omitempty"`
+	Pid      int    `json:"pid,omitempty"`
+	Status   int    `json:"status,omitempty"` // raw wait status of the tenant program
+	DiskFull bool   `json:"disk_full,omitempty"`
+	ExecErr  bool   `json:"exec_error,omitempty"` // the program could not be started
+}
+
+// Main is the init's entry point; it never returns.
+func Main() {
+	runtime.LockOSThread()
+	ctl := os.NewFile(ControlFD, "control")
+	send := func(ev Event) {
+		b, _ := json.Marshal(ev)
+		// The runtime treats a missing event as an internal error, so a
+		// failed send needs no further handling here.
+		ctl.Write(b)
+	}
+	ev := run(ctl)
+	send(ev)
+	if ev.Kind == EventError {
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func run(ctl *os.File) Event {
+	buf := make([]byte, maxConfig)
+	n, err := ctl.Read(buf)
+	if err != nil {
+		return Event{Kind: EventError, Error: "read config: " + err.Error()}
+	}
+	var cfg Config
+	if err := json.Unmarshal(buf[:n], &cfg); err != nil {
+		return Event{Kind: EventError, Error: "decode config: " + err.Error()}
+	}
+	buf = nil
+	pid, err := setupAndStart(&cfg)
+	if err != nil {
+		var se startError
+		return Event{Kind: EventError, Error: err.Error(), ExecErr: errors.As(err, &se)}
+	}
+	b, _ := json.Marshal(Event{Kind: EventStarted, Pid: pid})
+	if _, err := ctl.Write(b); err != nil {
+		// The runtime is gone; with nobody to report to, end the sandbox.
+		return Event{Kind: EventError, Error: "report start: " + err.Error()}
+	}
+	status := reap(pid)
+	return Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}
+}
+
+type startError struct{ error }
+
+func setupAndStart(cfg *Config) (int, error) {
+	if len(cfg.Argv) == 0 {
+		return 0, errors.New("no command")
+	}
+	if cfg.UnshareCgroup {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return 0, fmt.Errorf("cgroup namespace: %w", err)
+		}
+	}
+	if err := unix.Sethostname([]byte(rootfs.Hostname)); err != nil {
+		return 0, fmt.Errorf("sethostname: %w", err)
+	}
+	if err := rootfs.Assemble(cfg.Layout); err != nil {
+		return 0, fmt.Errorf("rootfs: %w", err)
+	}
+	if err := unix.Chdir(cfg.Cwd); err != nil {
+		return 0, fmt.Errorf("chdir %s: %w", cfg.Cwd, err)
+	}
+	for _, r := range cfg.Rlimits {
+		// syscall.Setrlimit (not unix.Setrlimit) so that the Go runtime does
+		// not restore its start-up RLIMIT_NOFILE in the child it forks.
+		if err := syscall.Setrlimit(r.Resource, &syscall.Rlimit{Cur: r.Cur, Max: r.Max}); err != nil {
+			return 0, fmt.Errorf("setrlimit %d: %w", r.Resource, err)
+		}
+	}
+	path, err := lookPath(cfg.Argv[0], cfg.Env)
+	if err != nil {
+		return 0, startError{err}
+	}
+	if err := dropBounding(); err != nil {
+		return 0, err
+	}
+	if err := setCapabilities(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID); err != nil {
+		return 0, err
+	}
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+		return 0, fmt.Errorf("no_new_privs: %w", err)
+	}
+	// Only 0-2 reach the program: the control socket and the uid-range
+	// lock stay open in the init but are never inherited.
+	if err := unix.CloseRange(ControlFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return 0, fmt.Errorf("mark descriptors close-on-exec: %w", err)
+	}
+	if err := installSeccomp(cfg.Seccomp); err != nil {
+		return 0, err
+	}
+	attr := &syscall.ProcAttr{
+		Dir:   cfg.Cwd,
+		Env:   cfg.Env,
+		Files: []uintptr{0, 1, 2},
+		Sys: &syscall.SysProcAttr{
+			Setsid:     true,
+			Credential: &syscall.Credential{Uid: rootfs.UserUID, Gid: rootfs.UserGID, Groups: []uint32{}},
+		},
+	}
+	pid, err := syscall.ForkExec(path, cfg.Argv, attr)
+	if err != nil {
+		return 0, startError{fmt.Errorf("start %s: %w", cfg.Argv[0], err)}
+	}
+	if err := setCapabilities(0); err != nil {
+		unix.Kill(pid, unix.SIGKILL)
+		return 0, err
+	}
+	return pid, nil
+}
+
+// reap waits for every child until the tenant program exits, and returns
+// its wait status. Orphans re-parented to the init are reaped as well.
+func reap(main int) unix.WaitStatus {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || pid == main {
+			return ws
+		}
+	}
+}
+
+// diskFull reports whether the writable layer is full, so the runtime can
+// tell a program that failed on ENOSPC from any other failure.
+func diskFull() bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs("/", &st); err != nil {
+		return false
+	}
+	return st.Bavail == 0
+}
+
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathEnv := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" {
+			dir = "."
+		}
+		p := dir + "/" + name
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: command not found", name)
+}
+
+// dropBounding empties the bounding and ambient sets of every thread of
+// the init, so nothing it starts can ever regain a capability.
+func dropBounding() error {
+	last, err := lastCap()
+	if err != nil {
+		return err
+	}
+	for c := 0; c <= last; c++ {
+		if err := allThreads(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop bounding capability %d: %w", c, err)
+		}
+	}
+	if err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	return nil
+}
+
+// setCapabilities sets the permitted and effective sets of every thread of
+// the init to keep, and the inheritable set to empty.
+func setCapabilities(keep uint64) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(keep), Permitted: uint32(keep)},
+		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32)},
+	}
+	_, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(&hdr)
+	runtime.KeepAlive(&data)
+	if e != 0 {
+		return fmt.Errorf("capset: %w", e)
+	}
+	return nil
+}
+
+func lastCap() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("read cap_last_cap: %w", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, fmt.Errorf("parse cap_last_cap: %w", err)
+	}
+	return n, nil
+}
+
+func allThreads(trap, a1, a2, a3 uintptr) error {
+	_, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

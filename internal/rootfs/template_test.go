@@ -1,0 +1,67 @@
+package rootfs
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestHostTemplateSkeleton(t *testing.T) {
+	if os.Geteuid() != 0 && os.Getenv("CI") != "true" {
+		t.Skip("needs root to read every host /etc file the template copies")
+	}
+	dir := t.TempDir()
+	tmpl, err := EnsureHostTemplate(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etc := filepath.Join(tmpl.Skeleton, "etc")
+	for _, absent := range []string{"shadow", "gshadow", "sudoers", "ssh", "ssl/private", "npmrc", "pip.conf", "maven", "machine-id", "subuid"} {
+		if _, err := os.Lstat(filepath.Join(etc, absent)); err == nil {
+			t.Errorf("/etc/%s must not be in the host template", absent)
+		}
+	}
+	passwd, err := os.ReadFile(filepath.Join(etc, "passwd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(passwd), "user:x:1000:1000:user:/home/user:") || strings.Count(string(passwd), "\n") != 3 {
+		t.Errorf("generated passwd %q: want root, user (1000) and nobody only", passwd)
+	}
+	for _, present := range []string{"ld.so.cache", "alternatives", "hosts", "resolv.conf"} {
+		if _, err := os.Lstat(filepath.Join(etc, present)); err != nil {
+			t.Errorf("/etc/%s missing from the template: %v", present, err)
+		}
+	}
+	// Nothing non-world-readable is copied.
+	filepath.Walk(etc, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o004 == 0 {
+			t.Errorf("%s is not world-readable but was copied", p)
+		}
+		return nil
+	})
+	// Merged-/usr symlinks are recreated; /usr is an attached tree.
+	if target, err := os.Readlink(filepath.Join(tmpl.Skeleton, "bin")); err == nil && target != "usr/bin" {
+		t.Errorf("bin -> %q, want usr/bin", target)
+	}
+	if len(tmpl.Trees) == 0 || tmpl.Trees[0] != "/usr" {
+		t.Errorf("trees %v: want /usr first", tmpl.Trees)
+	}
+	// A second call reuses the skeleton.
+	again, err := EnsureHostTemplate(dir)
+	if err != nil || again.Skeleton != tmpl.Skeleton {
+		t.Errorf("second EnsureHostTemplate = %v, %v; want the same skeleton", again, err)
+	}
+}
+
+func TestAllowedEtc(t *testing.T) {
+	for name, want := range map[string]bool{
+		"passwd": false, "shadow": false, "ld.so.cache": true, "java-17-openjdk": true,
+		"python3.11": true, "ssh": false, "sudoers": false, "npmrc": false, "ssl": true,
+	} {
+		if got := allowedEtc(name); got != want {
+			t.Errorf("allowedEtc(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

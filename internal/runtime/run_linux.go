@@ -1,0 +1,571 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/cgroup"
+	"github.com/soulbox-dev/soulbox/internal/idmap"
+	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/nsinit"
+	"github.com/soulbox-dev/soulbox/internal/rootfs"
+)
+
+// CopyIn names a host file copied into the sandbox user's home directory.
+type CopyIn struct {
+	Name     string // relative path under /home/user
+	HostPath string
+}
+
+// Spec describes one run.
+type Spec struct {
+	Argv   []string
+	Env    []string // KEY=VALUE, added to (and overriding) the defaults
+	Limits limits.Limits
+	Stdin  io.Reader // nil: empty
+	// Stdout and Stderr, if set, receive output as it arrives (up to the
+	// output limit) in addition to the capture in the Result.
+	Stdout, Stderr io.Writer
+	CopyIn         []CopyIn
+}
+
+// defaultEnv is the environment tenant code starts with.
+var defaultEnv = []string{
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=" + rootfs.UserHome, "USER=" + rootfs.UserName, "LOGNAME=" + rootfs.UserName,
+	"SHELL=/bin/bash", "LANG=C.UTF-8", "HOSTNAME=" + rootfs.Hostname, "TMPDIR=/tmp",
+}
+
+// ErrInvalidSpec is wrapped by errors about the request itself.
+var ErrInvalidSpec = errors.New("invalid run request")
+
+// Validate checks a spec before any resource is acquired.
+func (r *Runtime) Validate(s *Spec) error {
+	if len(s.Argv) == 0 || s.Argv[0] == "" {
+		return fmt.Errorf("%w: no command given", ErrInvalidSpec)
+	}
+	for _, a := range s.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("%w: command argument contains a NUL byte", ErrInvalidSpec)
+		}
+	}
+	for _, kv := range s.Env {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
+			return fmt.Errorf("%w: environment entry %q must be KEY=VALUE", ErrInvalidSpec, kv)
+		}
+	}
+	for _, c := range s.CopyIn {
+		if c.Name == "" || strings.HasPrefix(c.Name, "/") || c.Name == ".." || strings.HasPrefix(c.Name, "../") || strings.Contains(c.Name, "/../") || strings.HasSuffix(c.Name, "/..") {
+			return fmt.Errorf("%w: copy-in name %q must be a relative path inside the home directory", ErrInvalidSpec, c.Name)
+		}
+	}
+	return s.Limits.Validate(r.cfg.Max)
+}
+
+// Run starts the program in a new sandbox and waits for it. It returns an
+// error only when the request is invalid or the sandbox could not be set
+// up; everything the program does is reported in the Result.
+func (r *Runtime) Run(ctx context.Context, s Spec) (*Result, error) {
+	if err := r.Validate(&s); err != nil {
+		return nil, err
+	}
+	sb := &sandbox{rt: r, spec: s, id: newID()}
+	defer sb.release()
+	if err := sb.prepare(); err != nil {
+		return nil, err
+	}
+	return sb.run(ctx)
+}
+
+func newID() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sandbox holds the resources of one run; release frees all of them.
+type sandbox struct {
+	rt   *Runtime
+	spec Spec
+	id   string
+
+	ids      *idmap.Range
+	cg       *cgroup.Cgroup
+	files    []*os.File // closed in release (parent copies of passed fds)
+	cfg      nsinit.Config
+	extra    []*os.File // descriptors passed to the init, from fd 4 on
+	released bool
+}
+
+func (sb *sandbox) prepare() error {
+	tmpl, err := rootfs.EnsureHostTemplate(sb.rt.template)
+	if err != nil {
+		return err
+	}
+	if sb.ids, err = sb.rt.ids.Allocate(); err != nil {
+		return err
+	}
+	l := sb.spec.Limits
+	// The init is one more process; tenant code gets the full pids limit.
+	sb.cg, err = sb.rt.cgroups.Create("run-"+sb.id, cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+	if err != nil {
+		return fmt.Errorf("cgroup: %w", err)
+	}
+	// fd 3 is the control socket; the uid-range lock is fd 4, so the init
+	// holds the range for as long as the sandbox lives.
+	sb.extra = append(sb.extra, sb.ids.LockFile())
+	layout := rootfs.Layout{
+		Staging:   sb.rt.staging,
+		Lowers:    []string{tmpl.Skeleton},
+		DiskBytes: l.DiskBytes,
+		ShmBytes:  min(l.ShmBytes, l.DiskBytes),
+	}
+	for _, dir := range tmpl.Trees {
+		f, err := rootfs.CloneTree(dir)
+		if err != nil {
+			return err
+		}
+		sb.files = append(sb.files, f)
+		layout.Trees = append(layout.Trees, rootfs.Tree{Target: dir, FD: sb.passFD(f)})
+	}
+	for _, c := range sb.spec.CopyIn {
+		f, fi, err := openRegular(c.HostPath)
+		if err != nil {
+			return fmt.Errorf("%w: copy-in %s: %v", ErrInvalidSpec, c.Name, err)
+		}
+		sb.files = append(sb.files, f)
+		layout.CopyIn = append(layout.CopyIn, rootfs.CopyIn{Name: c.Name, FD: sb.passFD(f), Mode: uint32(fi.Mode().Perm())})
+	}
+	env := append(append([]string{}, defaultEnv...), sb.spec.Env...)
+	sb.cfg = nsinit.Config{
+		Layout:  layout,
+		Argv:    sb.spec.Argv,
+		Env:     dedupEnv(env),
+		Cwd:     rootfs.UserHome,
+		Rlimits: rlimits(l),
+		Seccomp: sb.rt.seccomp,
+	}
+	return nil
+}
+
+// passFD records f to be inherited by the init and returns its number there.
+func (sb *sandbox) passFD(f *os.File) int {
+	sb.extra = append(sb.extra, f)
+	return nsinit.ControlFD + len(sb.extra)
+}
+
+func openRegular(p string) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, errors.New("not a regular file")
+	}
+	return f, fi, nil
+}
+
+func rlimits(l limits.Limits) []nsinit.Rlimit {
+	cpuSec := uint64(math.Ceil(l.CPUTime.Seconds())) + 1
+	return []nsinit.Rlimit{
+		// 1, not 0: the kernel treats a core limit of 1 as "never dump",
+		// also when core_pattern pipes to a host helper (which a limit of
+		// 0 does not stop), so a crash inside never reaches host tooling.
+		{Resource: unix.RLIMIT_CORE, Cur: 1, Max: 1},
+		{Resource: unix.RLIMIT_FSIZE, Cur: uint64(l.FileBytes), Max: uint64(l.FileBytes)},
+		{Resource: unix.RLIMIT_NOFILE, Cur: uint64(l.OpenFiles), Max: uint64(l.OpenFiles)},
+		{Resource: unix.RLIMIT_STACK, Cur: uint64(l.StackBytes), Max: uint64(l.StackBytes)},
+		// A backstop only: the runtime enforces CPU time on the whole
+		// cgroup; this catches a single process if the watcher is late.
+		{Resource: unix.RLIMIT_CPU, Cur: cpuSec, Max: cpuSec + 1},
+	}
+}
+
+func dedupEnv(env []string) []string {
+	idx := map[string]int{}
+	var out []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := idx[k]; ok {
+			out[i] = kv
+			continue
+		}
+		idx[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
+}
+
+// release frees every resource; it is safe to call more than once.
+func (sb *sandbox) release() {
+	if sb.released {
+		return
+	}
+	sb.released = true
+	if sb.cg != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := sb.cg.Destroy(ctx); err != nil {
+			sb.rt.log.Error("destroy cgroup", "sandbox", sb.id, "err", err)
+		}
+		cancel()
+	}
+	for _, f := range sb.files {
+		f.Close()
+	}
+	if sb.ids != nil {
+		sb.ids.Close()
+	}
+}
+
+// killReason records why the runtime ended a run early.
+type killReason int
+
+const (
+	notKilled killReason = iota
+	killedWall
+	killedCPU
+	killedOutput
+	killedCancel
+)
+
+func (sb *sandbox) run(ctx context.Context) (*Result, error) {
+	l := sb.spec.Limits
+	ctlParent, ctlChild, err := socketpair()
+	if err != nil {
+		return nil, err
+	}
+	defer ctlParent.Close()
+
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		ctlChild.Close()
+		return nil, fmt.Errorf("stdin pipe: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		ctlChild.Close()
+		stdinR.Close()
+		stdinW.Close()
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		ctlChild.Close()
+		stdinR.Close()
+		stdinW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+
+	cmd := &exec.Cmd{
+		Path:       sb.rt.cfg.Exe,
+		Args:       []string{nsinit.Arg0},
+		Env:        []string{},
+		Stdin:      stdinR,
+		Stdout:     outW,
+		Stderr:     errW,
+		ExtraFiles: append([]*os.File{ctlChild}, sb.extra...),
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+				unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
+			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
+			GidMappingsEnableSetgroups: true,
+			// Become root of the new user namespace (host uid 0 is not
+			// mapped there) so the init keeps its namespace capabilities.
+			Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
+			Pdeathsig:  unix.SIGKILL,
+		},
+	}
+	if fd, err := sb.cg.FD(); err == nil {
+		// cgroup v2: the init is born inside its cgroup (CLONE_INTO_CGROUP)
+		// and its cgroup namespace is rooted there.
+		cmd.SysProcAttr.UseCgroupFD = true
+		cmd.SysProcAttr.CgroupFD = fd
+		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWCGROUP
+	} else {
+		// cgroup v1: the init waits for its config until it has been moved
+		// into the cgroups, then unshares its cgroup namespace.
+		sb.cfg.UnshareCgroup = true
+	}
+	startErr := cmd.Start()
+	ctlChild.Close()
+	stdinR.Close()
+	outW.Close()
+	errW.Close()
+	if startErr != nil {
+		stdinW.Close()
+		outR.Close()
+		errR.Close()
+		return nil, fmt.Errorf("start sandbox init: %w", startErr)
+	}
+	// From here on the init exists: every path below kills and reaps it.
+	var (
+		killOnce sync.Once
+		reason   = notKilled
+	)
+	kill := func(why killReason) {
+		killOnce.Do(func() {
+			reason = why
+			// SIGKILL to the pid namespace's init ends every process in
+			// the namespace; the cgroup is killed too in release().
+			cmd.Process.Kill()
+		})
+	}
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- cmd.Wait() }()
+
+	res := &Result{}
+	outLimitHit := make(chan struct{}, 2)
+	var outputs sync.WaitGroup
+	stdout := &capture{limit: l.OutputBytes, tee: sb.spec.Stdout, hit: outLimitHit}
+	stderr := &capture{limit: l.OutputBytes, tee: sb.spec.Stderr, hit: outLimitHit}
+	outputs.Add(2)
+	go func() { defer outputs.Done(); stdout.drain(outR) }()
+	go func() { defer outputs.Done(); stderr.drain(errR) }()
+	go feedStdin(stdinW, sb.spec.Stdin)
+
+	finish := func(setupErr error) (*Result, error) {
+		kill(killedCancel)
+		<-waitDone
+		outputs.Wait()
+		return nil, setupErr
+	}
+
+	if sb.cfg.UnshareCgroup {
+		if err := sb.cg.AddProc(cmd.Process.Pid); err != nil {
+			return finish(fmt.Errorf("cgroup: %w", err))
+		}
+	}
+	cfgJSON, err := json.Marshal(sb.cfg)
+	if err != nil {
+		return finish(fmt.Errorf("encode init config: %w", err))
+	}
+	if _, err := ctlParent.Write(cfgJSON); err != nil {
+		return finish(fmt.Errorf("send init config: %w", err))
+	}
+	events := make(chan nsinit.Event, 2)
+	go readEvents(ctlParent, events)
+
+	// The set-up phase is bounded too: a sandbox that cannot start within
+	// the wall limit (plus slack) is a failure, not a hang.
+	setupTimer := time.NewTimer(l.WallTime + 10*time.Second)
+	defer setupTimer.Stop()
+	var started nsinit.Event
+	select {
+	case started = <-events:
+	case <-setupTimer.C:
+		return finish(errors.New("sandbox set-up timed out"))
+	case <-ctx.Done():
+		return finish(ctx.Err())
+	}
+	switch started.Kind {
+	case nsinit.EventStarted:
+	case nsinit.EventError:
+		if started.ExecErr {
+			<-waitDone
+			outputs.Wait()
+			res.Status = StatusRE
+			res.ExitCode = 127
+			res.Stdout, res.Stderr = stdout.bytes(), append(stderr.bytes(), []byte("soulbox: "+started.Error+"\n")...)
+			sb.collectStats(res)
+			return res, nil
+		}
+		return finish(fmt.Errorf("sandbox set-up failed: %s", started.Error))
+	default:
+		return finish(sb.deathError())
+	}
+	t0 := time.Now()
+	wall := time.NewTimer(l.WallTime)
+	defer wall.Stop()
+	cpuCheck := time.NewTimer(sb.cpuPollInterval(0))
+	defer cpuCheck.Stop()
+
+	var exit nsinit.Event
+	gotExit := false
+loop:
+	for {
+		select {
+		case ev := <-events:
+			if ev.Kind == nsinit.EventExit {
+				exit, gotExit = ev, true
+			}
+			break loop
+		case <-wall.C:
+			kill(killedWall)
+			break loop
+		case <-cpuCheck.C:
+			st, err := sb.cg.Stats()
+			if err == nil && st.CPUUsage >= l.CPUTime {
+				kill(killedCPU)
+				break loop
+			}
+			var used time.Duration
+			if err == nil {
+				used = st.CPUUsage
+			}
+			cpuCheck.Reset(sb.cpuPollInterval(used))
+		case <-outLimitHit:
+			kill(killedOutput)
+			break loop
+		case <-ctx.Done():
+			kill(killedCancel)
+			break loop
+		}
+	}
+	res.Wall = time.Since(t0)
+	// The init exits right after reporting; if it does not, end it.
+	select {
+	case <-waitDone:
+	case <-time.After(2 * time.Second):
+		kill(killedCancel)
+		<-waitDone
+	}
+	outputs.Wait()
+	res.Stdout, res.StdoutTruncated = stdout.bytes(), stdout.truncated
+	res.Stderr, res.StderrTruncated = stderr.bytes(), stderr.truncated
+	sb.collectStats(res)
+	if reason == killedCancel {
+		return res, fmt.Errorf("run interrupted: %w", context.Cause(ctx))
+	}
+	res.classify(reason, exit, gotExit, l)
+	return res, nil
+}
+
+func (sb *sandbox) collectStats(res *Result) {
+	st, err := sb.cg.Stats()
+	if err != nil {
+		sb.rt.log.Warn("cgroup stats", "sandbox", sb.id, "err", err)
+		return
+	}
+	res.CPU = st.CPUUsage
+	res.PeakMemory = st.MemoryPeak
+	res.oomKills = st.OOMKills
+}
+
+// deathError explains an init that died without reporting.
+func (sb *sandbox) deathError() error {
+	if st, err := sb.cg.Stats(); err == nil && st.OOMKills > 0 {
+		return errors.New("sandbox init was killed by the OOM killer during set-up: raise the memory limit")
+	}
+	return errors.New("sandbox init exited without reporting")
+}
+
+// cpuPollInterval is how long the CPU-time limit cannot be reached given
+// the usage so far and the CPU quota, clamped to [2ms, 100ms].
+func (sb *sandbox) cpuPollInterval(used time.Duration) time.Duration {
+	l := sb.spec.Limits
+	left := l.CPUTime - used
+	d := time.Duration(float64(left) / math.Max(l.CPUs, 1))
+	return min(max(d, 2*time.Millisecond), 100*time.Millisecond)
+}
+
+func socketpair() (parent, child *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control socket: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "control-child"), nil
+}
+
+// readEvents forwards the init's events; the channel is closed when the
+// socket reaches EOF (the init is gone). The init is untrusted-adjacent
+// (it shares the sandbox), so messages are size-capped and strictly decoded.
+func readEvents(f *os.File, out chan<- nsinit.Event) {
+	defer close(out)
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := f.Read(buf)
+		if err != nil || n == 0 {
+			return
+		}
+		var ev nsinit.Event
+		if json.Unmarshal(buf[:n], &ev) != nil {
+			return
+		}
+		out <- ev
+	}
+}
+
+func feedStdin(w *os.File, r io.Reader) {
+	defer w.Close()
+	if r == nil {
+		return
+	}
+	// EPIPE when the program exits without reading is expected.
+	io.Copy(w, r)
+}
+
+// capture keeps up to limit bytes of a stream, optionally passing them on.
+type capture struct {
+	limit     int64
+	tee       io.Writer
+	hit       chan<- struct{}
+	mu        sync.Mutex
+	buf       []byte
+	truncated bool
+}
+
+func (c *capture) drain(r *os.File) {
+	defer r.Close()
+	chunk := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(chunk)
+		if n > 0 {
+			c.add(chunk[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (c *capture) add(p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	room := c.limit - int64(len(c.buf))
+	if room <= 0 {
+		if !c.truncated {
+			c.truncated = true
+			c.hit <- struct{}{}
+		}
+		return
+	}
+	if int64(len(p)) > room {
+		p = p[:room]
+		c.truncated = true
+		c.hit <- struct{}{}
+	}
+	c.buf = append(c.buf, p...)
+	if c.tee != nil {
+		c.tee.Write(p)
+	}
+}
+
+func (c *capture) bytes() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf
+}
