@@ -1,0 +1,163 @@
+// Package test holds SoulBox's end-to-end tests: they build the real
+// soulbox binary and drive it as a user would.
+package test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	soulboxBin string // built once by TestMain
+	probeBin   string
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("/var/tmp", "soulbox-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	soulboxBin = filepath.Join(dir, "soulbox")
+	probeBin = filepath.Join(dir, "probe")
+	for _, b := range []struct{ out, pkg string }{{soulboxBin, "../cmd/soulbox"}, {probeBin, "./probe"}} {
+		cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
+
+// requireRoot skips the test when not root, except under CI=true where a
+// missing capability is a failure: CI must never go green by skipping.
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("this test needs root, and CI=true: failing instead of skipping")
+	}
+	t.Skip("needs root (run as root or with CI=true as root)")
+}
+
+// dataDir makes a data directory whose ancestors the sandbox's unprivileged
+// host uid can traverse.
+func dataDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/var/tmp", "soulbox-data-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+// runResult is the JSON printed by `soulbox run --json`.
+type runResult struct {
+	Status          string  `json:"status"`
+	ExitCode        int     `json:"exit_code"`
+	Signal          *string `json:"signal"`
+	Stdout          string  `json:"stdout"`
+	Stderr          string  `json:"stderr"`
+	StdoutTruncated bool    `json:"stdout_truncated"`
+	StderrTruncated bool    `json:"stderr_truncated"`
+	WallMS          float64 `json:"wall_ms"`
+	CPUMS           float64 `json:"cpu_ms"`
+	PeakMemoryBytes int64   `json:"peak_memory_bytes"`
+	Error           string  `json:"error"`
+}
+
+// soulboxRun runs `soulbox run --json --data-dir DIR FLAGS -- CMD` and
+// decodes the single JSON object it must print.
+func soulboxRun(t testing.TB, dir string, flags []string, cmdline ...string) runResult {
+	t.Helper()
+	args := append([]string{"run", "--json", "--data-dir", dir}, flags...)
+	args = append(append(args, "--"), cmdline...)
+	cmd := exec.Command(soulboxBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin = strings.NewReader("")
+	err := cmd.Run()
+	var res runResult
+	dec := json.NewDecoder(bytes.NewReader(stdout.Bytes()))
+	if derr := dec.Decode(&res); derr != nil {
+		t.Fatalf("soulbox %v: no JSON result (exit %v): %v\nstdout: %q\nstderr: %s", args, err, derr, stdout.String(), stderr.String())
+	}
+	if dec.More() {
+		t.Fatalf("soulbox %v printed more than one JSON object: %q", args, stdout.String())
+	}
+	if res.Status == "XX" {
+		t.Fatalf("soulbox %v: internal error: %s\nstderr: %s", args, res.Error, stderr.String())
+	}
+	return res
+}
+
+// hostClean asserts nothing of any sandbox remains on the host: processes
+// in SoulBox's uid ranges, cgroups, mounts under the data dir.
+func hostClean(t testing.TB, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		problems := leftovers(dir)
+		if len(problems) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leftovers on the host:\n%s", strings.Join(problems, "\n"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func leftovers(dir string) []string {
+	var problems []string
+	procs, _ := filepath.Glob("/proc/[0-9]*/status")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) > 2 && f[0] == "Uid:" {
+				var uid int64
+				fmt.Sscan(f[2], &uid)
+				if uid >= 1<<28 && uid < 1<<31 {
+					problems = append(problems, "process "+p+" runs as sandbox uid "+f[2])
+				}
+			}
+		}
+	}
+	for _, root := range []string{"/sys/fs/cgroup/memory/soulbox", "/sys/fs/cgroup/pids/soulbox", "/sys/fs/cgroup/cpu/soulbox", "/sys/fs/cgroup/soulbox"} {
+		entries, _ := os.ReadDir(root)
+		for _, e := range entries {
+			if e.IsDir() && strings.HasPrefix(e.Name(), "run-") {
+				problems = append(problems, "cgroup "+root+"/"+e.Name())
+			}
+		}
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	for _, line := range strings.Split(string(mi), "\n") {
+		if strings.Contains(line, dir) {
+			problems = append(problems, "mount: "+line)
+		}
+	}
+	return problems
+}

@@ -1,0 +1,261 @@
+package test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestRunBasics(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	cases := []struct {
+		name       string
+		flags      []string
+		cmd        []string
+		wantStatus string
+		wantCode   int
+		wantOut    string
+	}{
+		{"true", nil, []string{"/bin/true"}, "OK", 0, ""},
+		{"echo", nil, []string{"echo", "hello"}, "OK", 0, "hello\n"},
+		{"exit code", nil, []string{"sh", "-c", "exit 7"}, "RE", 7, ""},
+		{"whoami", nil, []string{"sh", "-c", "id -u; id -g; echo $HOME; pwd; hostname"}, "OK", 0, "1000\n1000\n/home/user\n/home/user\nsoulbox\n"},
+		{"env", []string{"--env", "FOO=bar baz"}, []string{"sh", "-c", "echo $FOO"}, "OK", 0, "bar baz\n"},
+		{"not found", nil, []string{"no-such-command"}, "RE", 127, ""},
+		{"signal", nil, []string{"sh", "-c", "kill -SEGV $$"}, "SG", 128 + 11, ""},
+		{"only lo", nil, []string{"sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"}, "OK", 0, "lo\n"},
+		{"writable home and tmp", nil, []string{"sh", "-c", "echo a > ~/f && echo b > /tmp/g && cat ~/f /tmp/g"}, "OK", 0, "a\nb\n"},
+		{"usr read-only", nil, []string{"sh", "-c", "touch /usr/x 2>/dev/null || echo denied"}, "OK", 0, "denied\n"},
+		{"pid namespace", nil, []string{"sh", "-c", "n=$(ls /proc | grep -cE '^[0-9]+$'); [ $n -le 5 ] && tr '\\0' ' ' </proc/1/cmdline"}, "OK", 0, "soulbox-init "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := soulboxRun(t, dir, tc.flags, tc.cmd...)
+			if res.Status != tc.wantStatus || res.ExitCode != tc.wantCode {
+				t.Fatalf("status %s exit %d, want %s %d (stderr %q)", res.Status, res.ExitCode, tc.wantStatus, tc.wantCode, res.Stderr)
+			}
+			if tc.wantOut != "" && res.Stdout != tc.wantOut {
+				t.Errorf("stdout %q, want %q", res.Stdout, tc.wantOut)
+			}
+		})
+	}
+	hostClean(t, dir)
+}
+
+func TestRunStdinAndCopyIn(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	in := filepath.Join(dataDir(t), "in.txt")
+	os.WriteFile(in, []byte("3 4\n"), 0o644)
+	script := filepath.Join(dataDir(t), "sum.sh")
+	os.WriteFile(script, []byte("#!/bin/sh\nread a b; echo $((a+b))\n"), 0o750)
+	res := soulboxRun(t, dir, []string{"--stdin", in, "--copy-in", "bin/sum.sh=" + script}, "sh", "-c", "ls -l bin/sum.sh | cut -c1-10; ./bin/sum.sh")
+	if res.Status != "OK" || res.Stdout != "-rwxr-x---\n7\n" {
+		t.Fatalf("got %s %q %q, want OK with mode and sum", res.Status, res.Stdout, res.Stderr)
+	}
+}
+
+func TestRunBadFlags(t *testing.T) {
+	cases := [][]string{
+		{"--memory", "0", "--", "true"},
+		{"--memory", "-5M", "--", "true"},
+		{"--memory", "lots", "--", "true"},
+		{"--memory", "100T", "--", "true"},
+		{"--cpus", "0", "--", "true"},
+		{"--cpus", "1000", "--", "true"},
+		{"--timeout", "-1s", "--", "true"},
+		{"--pids", "0", "--", "true"},
+		{"--output-limit", "0", "--", "true"},
+		{"--env", "NOEQUALS", "--", "true"},
+		{"--copy-in", "../x=/etc/hostname", "--", "true"},
+		{"--no-such-flag", "--", "true"},
+		{},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			cmd := exec.Command(soulboxBin, append([]string{"run", "--data-dir", "/nonexistent-soulbox"}, args...)...)
+			out, err := cmd.CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+				t.Fatalf("exit %v, want status 2; output %s", err, out)
+			}
+			if !strings.Contains(string(out), "soulbox:") && !strings.Contains(string(out), "Error") {
+				t.Errorf("no clear message: %q", out)
+			}
+		})
+	}
+}
+
+// TestPosture reads a live sandboxed process from the host.
+func TestPosture(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	cmd := exec.Command(soulboxBin, "run", "--data-dir", dir, "--", "sleep", "31.4159")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); hostClean(t, dir) }()
+	pid := waitForProcess(t, "sleep\x0031.4159")
+	status := readStatus(t, pid)
+	for field, want := range map[string]string{
+		"Seccomp": "2", "NoNewPrivs": "1",
+		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
+		"CapBnd": "0000000000000000", "CapAmb": "0000000000000000",
+	} {
+		if got := status[field]; got != want {
+			t.Errorf("%s = %q, want %q", field, got, want)
+		}
+	}
+	uid := strings.Fields(status["Uid"])
+	if len(uid) == 0 || uid[0] != fmt.Sprint(hostUIDBase(t, pid)+1000) || uid[0] == "0" {
+		t.Errorf("host uid %v: want the sandbox's range base + 1000, never root", uid)
+	}
+	for _, ns := range []string{"user", "mnt", "pid", "net", "uts", "ipc", "cgroup"} {
+		mine, _ := os.Readlink("/proc/self/ns/" + ns)
+		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		if err != nil || mine == theirs {
+			t.Errorf("namespace %s: host %s, sandbox %s (%v): must differ", ns, mine, theirs, err)
+		}
+	}
+	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var names []string
+	for _, fd := range fds {
+		names = append(names, fd.Name())
+	}
+	if strings.Join(names, ",") != "0,1,2" {
+		t.Errorf("fds %v, want only 0,1,2", names)
+	}
+	var hostRoot, sbRoot syscall.Stat_t
+	syscall.Stat("/", &hostRoot)
+	syscall.Stat(fmt.Sprintf("/proc/%d/root/", pid), &sbRoot)
+	if hostRoot.Dev == sbRoot.Dev && hostRoot.Ino == sbRoot.Ino {
+		t.Error("sandbox root is the host root")
+	}
+	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if !strings.Contains(string(cg), "soulbox/run-") {
+		t.Errorf("process not in a soulbox cgroup: %s", cg)
+	}
+	// The init (the sleeping program's parent) must hold nothing either.
+	initStatus := readStatus(t, ppid(t, pid))
+	for _, f := range []string{"CapPrm", "CapEff", "CapBnd"} {
+		if initStatus[f] != "0000000000000000" {
+			t.Errorf("sandbox init %s = %s, want none", f, initStatus[f])
+		}
+	}
+	if initStatus["Seccomp"] != "2" || initStatus["NoNewPrivs"] != "1" {
+		t.Errorf("sandbox init Seccomp %s NoNewPrivs %s, want 2 and 1", initStatus["Seccomp"], initStatus["NoNewPrivs"])
+	}
+}
+
+func waitForProcess(t *testing.T, cmdline string) int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, _ := os.ReadFile(p)
+			if strings.TrimRight(string(b), "\x00") == cmdline {
+				var pid int
+				fmt.Sscanf(p, "/proc/%d/cmdline", &pid)
+				return pid
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("process %q never appeared", cmdline)
+	return 0
+}
+
+func readStatus(t *testing.T, pid int) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			m[k] = strings.TrimSpace(v)
+		}
+	}
+	return m
+}
+
+func ppid(t *testing.T, pid int) int {
+	var p int
+	fmt.Sscan(readStatus(t, pid)["PPid"], &p)
+	// PPid is shown in the reader's pid namespace: the host pid of the init.
+	return p
+}
+
+func hostUIDBase(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 3 || f[0] != "0" || f[1] == "0" {
+		t.Fatalf("uid_map %q: want 0 mapped to a non-root host range", b)
+	}
+	var base int64
+	fmt.Sscan(f[1], &base)
+	return base
+}
+
+func TestEscapesFail(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	canary := fmt.Sprintf("/root/soulbox-canary-%d", os.Getpid())
+	os.WriteFile(canary, []byte("secret"), 0o644)
+	defer os.Remove(canary)
+	os.WriteFile(filepath.Join(dir, "canary"), []byte("secret"), 0o644)
+	host := exec.Command("sleep", "300")
+	host.Start()
+	defer host.Process.Kill()
+
+	res := soulboxRun(t, dir, []string{"--copy-in", "probe=" + probeBin}, "./probe")
+	var got map[string]string
+	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil {
+		t.Fatalf("probe output %q: %v (stderr %q)", res.Stdout, err, res.Stderr)
+	}
+	want := map[string]string{
+		"mount_tmpfs": "EPERM", "umount_proc": "EPERM", "unshare_user": "EPERM", "unshare_net": "EPERM",
+		"setns": "EPERM", "chroot": "EPERM", "pivot_root": "EPERM", "ptrace_attach_init": "EPERM",
+		"ptrace_traceme": "EPERM", "process_vm_readv": "EPERM", "keyctl": "EPERM", "add_key": "EPERM",
+		"bpf": "EPERM", "perf_event_open": "EPERM", "userfaultfd": "EPERM", "io_uring_setup": "EPERM",
+		"kexec_load": "EPERM", "init_module": "EPERM", "reboot": "EPERM", "swapon": "EPERM", "acct": "EPERM",
+		"open_by_handle_at": "EPERM", "socket_packet": "EPERM", "socket_vsock": "EPERM",
+		"socket_netlink_audit": "EINVAL", "socket_netlink_uevent": "EPERM", "ioctl_tiocsti": "EPERM", "ioctl_tiocsti_high_bits": "EPERM",
+		"unknown_syscall": "ENOSYS", "sethostname": "EPERM",
+		// Refused by the kernel itself (no capabilities, read-only, not ours).
+		"socket_raw": "EPERM", "write_proc_sys": "EROFS", "open_init_exe_write": "EACCES", "read_init_root": "EACCES",
+		// Allowed.
+		"socket_tcp": "ok", "socket_unix": "ok", "socket_netlink_route": "ok",
+	}
+	for op, w := range want {
+		if got[op] != w {
+			t.Errorf("%s: got %q, want %q", op, got[op], w)
+		}
+	}
+	// kill(-1, 0) may succeed inside the namespace but must not reach the host.
+	if err := host.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("host canary process died: %v", err)
+	}
+	res = soulboxRun(t, dir, nil, "sh", "-c", "kill -9 -1; cat "+canary+" "+dir+"/canary /etc/shadow 2>&1; ls /root /var/lib 2>&1; echo end")
+	if strings.Contains(res.Stdout, "secret") {
+		t.Errorf("a planted host file was readable: %q", res.Stdout)
+	}
+	if err := host.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Errorf("kill(-1) inside reached the host canary: %v", err)
+	}
+	hostClean(t, dir)
+}
