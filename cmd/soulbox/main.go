@@ -4,10 +4,18 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"github.com/soulbox-dev/soulbox/internal/cli"
 	"github.com/soulbox-dev/soulbox/internal/nsinit"
 )
+
+func init() {
+	if os.Args[0] == nsinit.Arg0 {
+		// Called from init, this keeps main on the process's main thread.
+		runtime.LockOSThread()
+	}
+}
 
 func main() {
 	if os.Args[0] == nsinit.Arg0 {

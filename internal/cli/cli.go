@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,6 +34,15 @@ func (e *exitError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, a ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// debugLogger logs to stderr at debug level when SOULBOX_DEBUG is set
+// (e.g. set-up phase timings), and discards otherwise.
+func debugLogger(cmd *cobra.Command) *slog.Logger {
+	if os.Getenv("SOULBOX_DEBUG") == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // Version is set at build time with -ldflags.

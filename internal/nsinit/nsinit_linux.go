@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -45,13 +46,16 @@ type Rlimit struct {
 
 // Config is sent by the host-side runtime to the init.
 type Config struct {
-	Layout        rootfs.Layout
-	Argv          []string
-	Env           []string
-	Cwd           string
-	Rlimits       []Rlimit
-	Seccomp       []unix.SockFilter
-	UnshareCgroup bool // v1 hosts: the runtime moved the init into its cgroups after clone
+	Layout  rootfs.Layout
+	Argv    []string
+	Env     []string
+	Cwd     string
+	Rlimits []Rlimit
+	Seccomp []unix.SockFilter
+	// WaitForGo (cgroup v1 hosts): the runtime moves the init into its
+	// cgroups while the init builds the root file system; the init waits
+	// for Go before it unshares its cgroup namespace and starts the program.
+	WaitForGo bool
 }
 
 // Event kinds reported by the init.
@@ -69,11 +73,20 @@ type Event struct {
 	Status   int    `json:"status,omitempty"` // raw wait status of the tenant program
 	DiskFull bool   `json:"disk_full,omitempty"`
 	ExecErr  bool   `json:"exec_error,omitempty"` // the program could not be started
+	// SetupMicros reports how long each set-up phase took (started events).
+	SetupMicros map[string]int64 `json:"setup_us,omitempty"`
 }
 
+// Go is the message the runtime sends after the configuration when
+// Config.WaitForGo is set: the init has been placed in its cgroups.
+const Go = "go"
+
 // Main is the init's entry point; it never returns.
+//
+// The caller must have locked the main goroutine to the main thread in an
+// init function (see cmd/soulbox): the thread that sets up the sandbox is
+// the thread that forks the program and the one /proc/1/status shows.
 func Main() {
-	runtime.LockOSThread()
 	ctl := os.NewFile(ControlFD, "control")
 	send := func(ev Event) {
 		b, _ := json.Marshal(ev)
@@ -100,12 +113,13 @@ func run(ctl *os.File) Event {
 		return Event{Kind: EventError, Error: "decode config: " + err.Error()}
 	}
 	buf = nil
-	pid, err := setupAndStart(&cfg)
+	tr := newTrace()
+	pid, err := setupAndStart(ctl, &cfg, tr)
 	if err != nil {
 		var se startError
 		return Event{Kind: EventError, Error: err.Error(), ExecErr: errors.As(err, &se)}
 	}
-	b, _ := json.Marshal(Event{Kind: EventStarted, Pid: pid})
+	b, _ := json.Marshal(Event{Kind: EventStarted, Pid: pid, SetupMicros: tr.phases})
 	if _, err := ctl.Write(b); err != nil {
 		// The runtime is gone; with nobody to report to, end the sandbox.
 		return Event{Kind: EventError, Error: "report start: " + err.Error()}
@@ -116,14 +130,23 @@ func run(ctl *os.File) Event {
 
 type startError struct{ error }
 
-func setupAndStart(cfg *Config) (int, error) {
+// trace records the duration of each set-up phase.
+type trace struct {
+	last   time.Time
+	phases map[string]int64
+}
+
+func newTrace() *trace { return &trace{last: time.Now(), phases: map[string]int64{}} }
+
+func (t *trace) mark(phase string) {
+	now := time.Now()
+	t.phases[phase] = now.Sub(t.last).Microseconds()
+	t.last = now
+}
+
+func setupAndStart(ctl *os.File, cfg *Config, tr *trace) (int, error) {
 	if len(cfg.Argv) == 0 {
 		return 0, errors.New("no command")
-	}
-	if cfg.UnshareCgroup {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return 0, fmt.Errorf("cgroup namespace: %w", err)
-		}
 	}
 	if err := unix.Sethostname([]byte(rootfs.Hostname)); err != nil {
 		return 0, fmt.Errorf("sethostname: %w", err)
@@ -131,6 +154,7 @@ func setupAndStart(cfg *Config) (int, error) {
 	if err := rootfs.Assemble(cfg.Layout); err != nil {
 		return 0, fmt.Errorf("rootfs: %w", err)
 	}
+	tr.mark("rootfs")
 	if err := unix.Chdir(cfg.Cwd); err != nil {
 		return 0, fmt.Errorf("chdir %s: %w", cfg.Cwd, err)
 	}
@@ -145,13 +169,26 @@ func setupAndStart(cfg *Config) (int, error) {
 	if err != nil {
 		return 0, startError{err}
 	}
+	if cfg.WaitForGo {
+		msg := make([]byte, 16)
+		n, err := ctl.Read(msg)
+		if err != nil || string(msg[:n]) != Go {
+			return 0, fmt.Errorf("wait for cgroup placement: %q %v", msg[:n], err)
+		}
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return 0, fmt.Errorf("cgroup namespace: %w", err)
+		}
+		tr.mark("cgroup-wait")
+	}
 	if err := dropBounding(); err != nil {
 		return 0, err
 	}
 	if err := setCapabilities(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID); err != nil {
 		return 0, err
 	}
-	if err := allThreads(unix.SYS_PRCTL, unix.PR_SET_NO_NEW_PRIVS, 1, 0); err != nil {
+	// no_new_privs on this thread; installing the filter with TSYNC sets
+	// it on every other thread of the init too.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("no_new_privs: %w", err)
 	}
 	// Only 0-2 reach the program: the control socket and the uid-range
@@ -159,9 +196,11 @@ func setupAndStart(cfg *Config) (int, error) {
 	if err := unix.CloseRange(ControlFD, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return 0, fmt.Errorf("mark descriptors close-on-exec: %w", err)
 	}
+	tr.mark("privileges")
 	if err := installSeccomp(cfg.Seccomp); err != nil {
 		return 0, err
 	}
+	tr.mark("seccomp")
 	attr := &syscall.ProcAttr{
 		Dir:   cfg.Cwd,
 		Env:   cfg.Env,
@@ -175,6 +214,7 @@ func setupAndStart(cfg *Config) (int, error) {
 	if err != nil {
 		return 0, startError{fmt.Errorf("start %s: %w", cfg.Argv[0], err)}
 	}
+	tr.mark("spawn")
 	if err := setCapabilities(0); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
@@ -230,19 +270,23 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: command not found", name)
 }
 
-// dropBounding empties the bounding and ambient sets of every thread of
-// the init, so nothing it starts can ever regain a capability.
+// dropBounding empties the bounding and ambient sets of the calling
+// thread: the thread that forks the program, so the program inherits them.
+// The init's other threads never execute anything; setCapabilities leaves
+// them with no permitted, effective or inheritable capability, so their
+// bounding sets cannot be used. Doing this per thread (AllThreadsSyscall)
+// would stop the world once per capability.
 func dropBounding() error {
 	last, err := lastCap()
 	if err != nil {
 		return err
 	}
 	for c := 0; c <= last; c++ {
-		if err := allThreads(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); err != nil && err != unix.EINVAL {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop bounding capability %d: %w", c, err)
 		}
 	}
-	if err := allThreads(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); err != nil {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
 	return nil
@@ -275,12 +319,4 @@ func lastCap() (int, error) {
 		return 0, fmt.Errorf("parse cap_last_cap: %w", err)
 	}
 	return n, nil
-}
-
-func allThreads(trap, a1, a2, a3 uintptr) error {
-	_, _, e := syscall.AllThreadsSyscall(trap, a1, a2, a3)
-	if e != 0 {
-		return e
-	}
-	return nil
 }

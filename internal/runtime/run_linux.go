@@ -84,11 +84,12 @@ func (r *Runtime) Run(ctx context.Context, s Spec) (*Result, error) {
 	if err := r.Validate(&s); err != nil {
 		return nil, err
 	}
-	sb := &sandbox{rt: r, spec: s, id: newID()}
+	sb := &sandbox{rt: r, spec: s, id: newID(), lastPhase: time.Now()}
 	defer sb.release()
 	if err := sb.prepare(); err != nil {
 		return nil, err
 	}
+	sb.trace("prepared")
 	return sb.run(ctx)
 }
 
@@ -104,12 +105,13 @@ type sandbox struct {
 	spec Spec
 	id   string
 
-	ids      *idmap.Range
-	cg       *cgroup.Cgroup
-	files    []*os.File // closed in release (parent copies of passed fds)
-	cfg      nsinit.Config
-	extra    []*os.File // descriptors passed to the init, from fd 4 on
-	released bool
+	ids       *idmap.Range
+	cg        *cgroup.Cgroup
+	files     []*os.File // closed in release (parent copies of passed fds)
+	cfg       nsinit.Config
+	extra     []*os.File // descriptors passed to the init, from fd 4 on
+	released  bool
+	lastPhase time.Time
 }
 
 func (sb *sandbox) prepare() error {
@@ -236,6 +238,7 @@ func (sb *sandbox) release() {
 	if sb.ids != nil {
 		sb.ids.Close()
 	}
+	sb.trace("released")
 }
 
 // killReason records why the runtime ended a run early.
@@ -306,9 +309,9 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		cmd.SysProcAttr.CgroupFD = fd
 		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWCGROUP
 	} else {
-		// cgroup v1: the init waits for its config until it has been moved
-		// into the cgroups, then unshares its cgroup namespace.
-		sb.cfg.UnshareCgroup = true
+		// cgroup v1: the init is moved into its cgroups while it builds its
+		// root file system, and waits for Go before it starts the program.
+		sb.cfg.WaitForGo = true
 	}
 	startErr := cmd.Start()
 	ctlChild.Close()
@@ -354,17 +357,24 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		return nil, setupErr
 	}
 
-	if sb.cfg.UnshareCgroup {
-		if err := sb.cg.AddProc(cmd.Process.Pid); err != nil {
-			return finish(fmt.Errorf("cgroup: %w", err))
-		}
-	}
+	sb.trace("spawned")
 	cfgJSON, err := json.Marshal(sb.cfg)
 	if err != nil {
 		return finish(fmt.Errorf("encode init config: %w", err))
 	}
 	if _, err := ctlParent.Write(cfgJSON); err != nil {
 		return finish(fmt.Errorf("send init config: %w", err))
+	}
+	if sb.cfg.WaitForGo {
+		// v1 cgroup migration can wait for an RCU grace period; it runs
+		// while the init assembles the root file system.
+		if err := sb.cg.AddProc(cmd.Process.Pid); err != nil {
+			return finish(fmt.Errorf("cgroup: %w", err))
+		}
+		if _, err := ctlParent.Write([]byte(nsinit.Go)); err != nil {
+			return finish(fmt.Errorf("send go: %w", err))
+		}
+		sb.trace("cgroup-placed")
 	}
 	events := make(chan nsinit.Event, 2)
 	go readEvents(ctlParent, events)
@@ -383,6 +393,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 	switch started.Kind {
 	case nsinit.EventStarted:
+		sb.trace("started", "init_us", started.SetupMicros)
 	case nsinit.EventError:
 		if started.ExecErr {
 			<-waitDone
@@ -436,6 +447,7 @@ loop:
 		}
 	}
 	res.Wall = time.Since(t0)
+	sb.trace("ended")
 	// The init exits right after reporting; if it does not, end it.
 	select {
 	case <-waitDone:
@@ -452,6 +464,15 @@ loop:
 	}
 	res.classify(reason, exit, gotExit, l)
 	return res, nil
+}
+
+// trace logs the time since the previous phase at debug level.
+func (sb *sandbox) trace(phase string, args ...any) {
+	now := time.Now()
+	if !sb.lastPhase.IsZero() {
+		sb.rt.log.Debug("phase", append([]any{"sandbox", sb.id, "phase", phase, "us", now.Sub(sb.lastPhase).Microseconds()}, args...)...)
+	}
+	sb.lastPhase = now
 }
 
 func (sb *sandbox) collectStats(res *Result) {
