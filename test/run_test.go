@@ -259,3 +259,21 @@ func TestEscapesFail(t *testing.T) {
 	}
 	hostClean(t, dir)
 }
+
+// TestRunnerKilled: when the runner is SIGKILLed mid-run, the sandbox dies
+// with it (parent-death signal) and the next run removes its cgroup.
+func TestRunnerKilled(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	cmd := exec.Command(soulboxBin, "run", "--data-dir", dir, "--", "sleep", "27.1828")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitForProcess(t, "sleep\x0027.1828")
+	cmd.Process.Kill()
+	cmd.Wait()
+	if res := soulboxRun(t, dir, nil, "true"); res.Status != "OK" {
+		t.Fatalf("next run: %s", res.Status)
+	}
+	hostClean(t, dir)
+}

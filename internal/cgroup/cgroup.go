@@ -212,6 +212,28 @@ func (h *Hierarchy) newCgroup(name string) *Cgroup {
 	return c
 }
 
+// List returns the names of the cgroups under soulbox/, in any controller
+// (on v1 a partly removed cgroup may be left in only some of them).
+func (h *Hierarchy) List() ([]string, error) {
+	var names []string
+	for _, d := range h.newCgroup("x").dirs {
+		entries, err := h.fs.ReadDir(filepath.Dir(d))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: list %s: %w", filepath.Dir(d), err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && !slices.Contains(names, e.Name()) {
+				names = append(names, e.Name())
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
 // Create creates <root>/soulbox/<name> (in every controller on v1) and
 // applies every limit in l, checking each write. If a limit cannot be
 // applied, the partially created cgroup is removed and the error

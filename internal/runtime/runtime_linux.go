@@ -9,6 +9,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,8 +50,9 @@ type Runtime struct {
 // runtime needs (it writes uid maps and creates cgroups).
 var ErrNotRoot = errors.New("soulbox needs to run as root (uid maps, cgroups and mounts)")
 
-// New checks the host and prepares the data directory.
-func New(cfg Config) (*Runtime, error) {
+// New checks the host, prepares the data directory and removes what runs
+// whose runner died left behind.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNotRoot
 	}
@@ -93,6 +95,10 @@ func New(cfg Config) (*Runtime, error) {
 	}
 	if _, err := rootfs.EnsureHostTemplate(r.template); err != nil {
 		return nil, err
+	}
+	if err := r.sweep(ctx); err != nil {
+		// Stale cgroups cost nothing but a directory; report, don't fail.
+		r.log.Warn("sweep stale cgroups", "err", err)
 	}
 	return r, nil
 }
