@@ -136,8 +136,8 @@ func TestCgroupNameSlot(t *testing.T) {
 	if slot, ok := slotOf(name); !ok || slot != 42 {
 		t.Errorf("slotOf(%q) = %d, %v", name, slot, ok)
 	}
-	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "run--1"} {
-		if _, ok := slotOf(bad); ok && bad != "run--1" {
+	for _, bad := range []string{"run-x-1", "other-1-2", "run-5"} {
+		if _, ok := slotOf(bad); ok {
 			t.Errorf("slotOf(%q) accepted", bad)
 		}
 	}
