@@ -27,6 +27,9 @@ const childEnv = "SOULBOX_SECCOMP_TEST_CHILD"
 
 func TestMain(m *testing.M) {
 	if mode, ok := os.LookupEnv(childEnv); ok {
+		// no_new_privs is per thread: set it and install the filter on
+		// the same one, as the sandbox init does.
+		runtime.LockOSThread()
 		os.Exit(childMain(mode, os.Args[1:]))
 	}
 	os.Exit(m.Run())

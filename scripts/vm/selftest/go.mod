@@ -1,0 +1,3 @@
+module soulbox-vm-selftest
+
+go 1.22
