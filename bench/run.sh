@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Start-up benchmark: `soulbox run` against bare execution, bubblewrap,
+# crun, runc and firejail, all in the same hyperfine run on this machine.
+# Usage (as root, from the repository): bench/run.sh [RUNS]
+# Writes bench/results/startup-<command>.json and prints a markdown table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-300}
+SOULBOX=${SOULBOX:-$PWD/bin/soulbox}
+DATA=${DATA:-/var/lib/soulbox-bench}
+OUT=bench/results
+WORK=$(mktemp -d /var/tmp/soulbox-bench-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$OUT"
+
+for t in hyperfine bwrap crun runc firejail python3; do
+  command -v "$t" >/dev/null || { echo "bench: $t is missing (make bench installs it)" >&2; exit 1; }
+done
+[ -x "$SOULBOX" ] || { echo "bench: build first (make build)" >&2; exit 1; }
+
+# An OCI bundle per runtime: a tiny rootfs with the host's /usr bound
+# read-only, the merged-/usr symlinks, fresh /proc and /dev, and the default
+# namespaces of `runc spec` plus a network namespace (only loopback).
+bundle() { # $1 dir, $2... args
+  local dir=$1; shift
+  mkdir -p "$dir/rootfs"/{usr,proc,dev,tmp}
+  for l in bin sbin lib lib64; do ln -sfn "usr/$l" "$dir/rootfs/$l"; done
+  (cd "$dir" && runc spec >/dev/null 2>&1 || true; rm -f config.json; runc spec)
+  python3 - "$dir/config.json" "$@" <<'PY'
+import json, sys
+path, args = sys.argv[1], sys.argv[2:]
+c = json.load(open(path))
+c["process"]["args"] = args
+c["process"]["terminal"] = False
+c["root"]["readonly"] = True
+c["mounts"].append({"destination": "/usr", "type": "bind", "source": "/usr", "options": ["rbind", "ro", "nosuid", "nodev"]})
+c["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "size=65536k"]})
+ns = c["linux"]["namespaces"]
+if not any(n["type"] == "network" for n in ns):
+    ns.append({"type": "network"})
+c["linux"]["resources"] = {"memory": {"limit": 268435456}, "pids": {"limit": 64}, "cpu": {"quota": 100000, "period": 100000}}
+json.dump(c, open(path, "w"), indent=1)
+PY
+}
+
+run_case() { # $1 name, $2... command
+  local name=$1; shift
+  local quoted=$(printf '%q ' "$@")
+  bundle "$WORK/crun-$name" "$@"
+  bundle "$WORK/runc-$name" "$@"
+  local bw="bwrap --unshare-all --cap-drop ALL --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp $quoted"
+  # Warm the soulbox template and caches first.
+  "$SOULBOX" run --data-dir "$DATA" -- "$@" >/dev/null
+  hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$OUT/startup-$name.json" \
+    -n bare "$quoted" \
+    -n soulbox "$SOULBOX run --data-dir $DATA -- $quoted" \
+    -n bubblewrap "$bw" \
+    -n crun "crun run --bundle $WORK/crun-$name sbbench-crun-$name" \
+    -n runc "runc run --bundle $WORK/runc-$name sbbench-runc-$name" \
+    -n firejail "firejail --quiet --noprofile --net=none --caps.drop=all --seccomp --private-tmp $quoted" >/dev/null
+}
+
+run_case true /bin/true
+run_case python3 python3 -c pass
+
+python3 - "$OUT" <<'PY'
+import json, sys, os, statistics
+out = sys.argv[1]
+for name in ("true", "python3"):
+    res = json.load(open(os.path.join(out, f"startup-{name}.json")))["results"]
+    rows = {}
+    for r in res:
+        t = sorted(r["times"])
+        rows[r["command"]] = (t[len(t)//2]*1000, t[int(len(t)*0.95)]*1000, statistics.mean(t)*1000)
+    bw = rows["bubblewrap"][0]
+    print(f"\n### `{name}`\n")
+    print("| runner | p50 ms | p95 ms | mean ms | p50 / bubblewrap |")
+    print("|---|---:|---:|---:|---:|")
+    for k, (p50, p95, mean) in rows.items():
+        print(f"| {k} | {p50:.2f} | {p95:.2f} | {mean:.2f} | {p50/bw:.2f} |")
+PY

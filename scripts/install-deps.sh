@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what SoulBox's build, demo and tests need on a Debian 12 host,
+# and nothing that is already there. Usage: scripts/install-deps.sh [run|test|bench]
+# (scripts/vm/run.sh installs what the cgroup v2 guest needs itself.)
+set -euo pipefail
+what=${1:-run}
+
+need_pkgs=()
+want() { dpkg -s "$1" >/dev/null 2>&1 || need_pkgs+=("$1"); }
+
+# The sandbox's host template shows the host's /usr: the languages tests use
+# must be Debian's (not a per-user install under /root, which sandboxes never see).
+want python3
+want bash
+want coreutils
+case "$what" in
+  test) want python3 ;;
+  bench) want bubblewrap; want crun; want runc; want firejail; want hyperfine ;;
+esac
+
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: need root to install: ${need_pkgs[*]}" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}"
+fi
+
+command -v go >/dev/null || { echo "install-deps: Go is required (https://go.dev/doc/install); go.mod names the version" >&2; exit 1; }
+go mod download
