@@ -105,6 +105,7 @@ func TestPosture(t *testing.T) {
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); hostClean(t, dir) }()
 	pid := waitForProcess(t, "sleep\x0031.4159")
+	waitUntilSleeping(t, pid)
 	status := readStatus(t, pid)
 	for field, want := range map[string]string{
 		"Seccomp": "2", "NoNewPrivs": "1",
@@ -173,6 +174,21 @@ func waitForProcess(t *testing.T, cmdline string) int {
 	}
 	t.Fatalf("process %q never appeared", cmdline)
 	return 0
+}
+
+// waitUntilSleeping waits until pid is blocked in nanosleep, so its start-up
+// (which opens and closes locale files) is over when its fds are listed.
+func waitUntilSleeping(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/syscall", pid))
+		if f := strings.Fields(string(b)); len(f) > 0 && (f[0] == "230" || f[0] == "35") {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("process %d never blocked in nanosleep", pid)
 }
 
 func readStatus(t *testing.T, pid int) map[string]string {

@@ -153,6 +153,10 @@ func (sb *sandbox) prepare() error {
 		sb.files = append(sb.files, f)
 		layout.CopyIn = append(layout.CopyIn, rootfs.CopyIn{Name: c.Name, FD: sb.passFD(f), Mode: uint32(fi.Mode().Perm())})
 	}
+	prog, err := sb.rt.seccomp()
+	if err != nil {
+		return fmt.Errorf("seccomp: %w", err)
+	}
 	env := append(append([]string{}, defaultEnv...), sb.spec.Env...)
 	sb.cfg = nsinit.Config{
 		Layout:  layout,
@@ -160,7 +164,7 @@ func (sb *sandbox) prepare() error {
 		Env:     dedupEnv(env),
 		Cwd:     rootfs.UserHome,
 		Rlimits: rlimits(l),
-		Seccomp: sb.rt.seccomp,
+		Seccomp: prog,
 	}
 	return nil
 }
@@ -285,7 +289,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	cmd := &exec.Cmd{
 		Path:       sb.rt.cfg.Exe,
 		Args:       []string{nsinit.Arg0},
-		Env:        []string{},
+		Env:        []string{"GOMAXPROCS=1"},
 		Stdin:      stdinR,
 		Stdout:     outW,
 		Stderr:     errW,

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -41,7 +42,7 @@ type Runtime struct {
 	log      *slog.Logger
 	cgroups  *cgroup.Hierarchy
 	ids      idmap.Allocator
-	seccomp  []unix.SockFilter
+	seccomp  func() ([]unix.SockFilter, error) // compiled once, in the background
 	staging  string
 	template string
 }
@@ -69,19 +70,16 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
-	prog, err := seccomp.Default().Compile()
-	if err != nil {
-		return nil, fmt.Errorf("seccomp: %w", err)
-	}
 	r := &Runtime{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		cgroups:  cg,
 		ids:      idmap.Allocator{Dir: filepath.Join(cfg.DataDir, "ids")},
-		seccomp:  prog,
+		seccomp:  sync.OnceValues(seccomp.Default().Compile),
 		staging:  filepath.Join(cfg.DataDir, "mnt"),
 		template: filepath.Join(cfg.DataDir, "templates"),
 	}
+	go r.seccomp() // overlaps with the rest of set-up
 	// The data dir is traversable (the sandbox's root must reach the
 	// template and the staging point) but not listable by others.
 	if err := os.MkdirAll(cfg.DataDir, 0o711); err != nil {
