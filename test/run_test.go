@@ -145,8 +145,26 @@ func TestPosture(t *testing.T) {
 	if !strings.Contains(string(cg), "soulbox/run-") {
 		t.Errorf("process not in a soulbox cgroup: %s", cg)
 	}
-	// The init (the sleeping program's parent) must hold nothing either.
-	initStatus := readStatus(t, ppid(t, pid))
+	// The init (the sleeping program's parent) must hold nothing either,
+	// on every one of its threads, and all of them live in the cgroup.
+	initPid := ppid(t, pid)
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", initPid))
+	if len(tasks) == 0 {
+		t.Fatal("no threads listed for the sandbox init")
+	}
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task + "/status")
+		st := string(b)
+		for _, want := range []string{"CapPrm:\t0000000000000000", "CapEff:\t0000000000000000", "CapInh:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"} {
+			if !strings.Contains(st, want) {
+				t.Errorf("init thread %s: want %q in its status", task, want)
+			}
+		}
+		if cg, _ := os.ReadFile(task + "/cgroup"); !strings.Contains(string(cg), "soulbox/run-") {
+			t.Errorf("init thread %s is outside the sandbox cgroup: %s", task, cg)
+		}
+	}
+	initStatus := readStatus(t, initPid)
 	for _, f := range []string{"CapPrm", "CapEff", "CapBnd"} {
 		if initStatus[f] != "0000000000000000" {
 			t.Errorf("sandbox init %s = %s, want none", f, initStatus[f])

@@ -609,28 +609,32 @@ func (c *Cgroup) drain(ctx context.Context) error {
 // missing directory is success; EBUSY (a task still being released) is
 // retried until ctx ends.
 func (c *Cgroup) removeTree(ctx context.Context, dir string) error {
-	ents, err := c.h.fs.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("cgroup: list %s: %w", dir, cause(err))
-	}
-	for _, e := range ents {
-		if e.IsDir() {
-			if err := c.removeTree(ctx, filepath.Join(dir, e.Name())); err != nil {
-				return err
-			}
-		}
-	}
 	backoff := minBackoff
 	for {
+		// Try rmdir first: the common case (no nested cgroup) then needs
+		// no directory listing. EBUSY means nested cgroups or processes.
 		err := c.h.fs.Rmdir(dir)
 		if err == nil || errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		if !errors.Is(err, syscall.EBUSY) {
 			return fmt.Errorf("cgroup: remove %s: %w", dir, cause(err))
+		}
+		ents, lerr := c.h.fs.ReadDir(dir)
+		if lerr != nil && !errors.Is(lerr, fs.ErrNotExist) {
+			return fmt.Errorf("cgroup: list %s: %w", dir, cause(lerr))
+		}
+		nested := false
+		for _, e := range ents {
+			if e.IsDir() {
+				nested = true
+				if err := c.removeTree(ctx, filepath.Join(dir, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+		if nested {
+			continue
 		}
 		if serr := sleepCtx(ctx, backoff); serr != nil {
 			return fmt.Errorf("cgroup: remove %s: %w", dir, errors.Join(cause(err), serr))

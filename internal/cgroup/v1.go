@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -250,4 +251,29 @@ func (c *Cgroup) resetCountersV1() error {
 	c.base.oomKills = s.OOMKills
 	c.base.pidsLimitHits = s.PidsLimitHits
 	return nil
+}
+
+// TaskFiles opens the v1 "tasks" file of every controller directory for
+// writing (v2: ErrNotSupported). A thread that writes "0" to them moves only
+// itself; unlike writing a pid to cgroup.procs, the kernel then skips the
+// global cgroup_threadgroup_rwsem, whose write side waits for an RCU grace
+// period (milliseconds). The kernel checks permission against the opener's
+// credentials, so the descriptors may be handed to an unprivileged process
+// that is to move itself, such as a sandbox init. The caller closes them.
+func (c *Cgroup) TaskFiles() ([]*os.File, error) {
+	if c.h.version != V1 {
+		return nil, ErrNotSupported
+	}
+	var files []*os.File
+	for _, d := range c.dirs {
+		f, err := os.OpenFile(filepath.Join(d, "tasks"), os.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("cgroup: open %s/tasks: %w", d, err)
+		}
+		files = append(files, f)
+	}
+	return files, nil
 }

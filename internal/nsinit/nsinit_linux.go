@@ -52,10 +52,11 @@ type Config struct {
 	Cwd     string
 	Rlimits []Rlimit
 	Seccomp []unix.SockFilter
-	// WaitForGo (cgroup v1 hosts): the runtime moves the init into its
-	// cgroups while the init builds the root file system; the init waits
-	// for Go before it unshares its cgroup namespace and starts the program.
-	WaitForGo bool
+	// CgroupTasks (cgroup v1 hosts) are descriptors of the sandbox
+	// cgroup's "tasks" files, opened by the runtime; every thread of the
+	// init writes "0" to them to move itself, then the init unshares its
+	// cgroup namespace (see cgroup.Cgroup.TaskFiles).
+	CgroupTasks []int
 }
 
 // Event kinds reported by the init.
@@ -76,10 +77,6 @@ type Event struct {
 	// SetupMicros reports how long each set-up phase took (started events).
 	SetupMicros map[string]int64 `json:"setup_us,omitempty"`
 }
-
-// Go is the message the runtime sends after the configuration when
-// Config.WaitForGo is set: the init has been placed in its cgroups.
-const Go = "go"
 
 // Main is the init's entry point; it never returns.
 //
@@ -114,7 +111,7 @@ func run(ctl *os.File) Event {
 	}
 	buf = nil
 	tr := newTrace()
-	pid, err := setupAndStart(ctl, &cfg, tr)
+	pid, err := setupAndStart(&cfg, tr)
 	if err != nil {
 		var se startError
 		return Event{Kind: EventError, Error: err.Error(), ExecErr: errors.As(err, &se)}
@@ -144,9 +141,16 @@ func (t *trace) mark(phase string) {
 	t.last = now
 }
 
-func setupAndStart(ctl *os.File, cfg *Config, tr *trace) (int, error) {
+func setupAndStart(cfg *Config, tr *trace) (int, error) {
 	if len(cfg.Argv) == 0 {
 		return 0, errors.New("no command")
+	}
+	if len(cfg.CgroupTasks) > 0 {
+		// First, so the writable layer's pages are charged to the sandbox.
+		if err := joinCgroups(cfg.CgroupTasks); err != nil {
+			return 0, err
+		}
+		tr.mark("cgroup")
 	}
 	if err := unix.Sethostname([]byte(rootfs.Hostname)); err != nil {
 		return 0, fmt.Errorf("sethostname: %w", err)
@@ -168,17 +172,6 @@ func setupAndStart(ctl *os.File, cfg *Config, tr *trace) (int, error) {
 	path, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
 		return 0, startError{err}
-	}
-	if cfg.WaitForGo {
-		msg := make([]byte, 16)
-		n, err := ctl.Read(msg)
-		if err != nil || string(msg[:n]) != Go {
-			return 0, fmt.Errorf("wait for cgroup placement: %q %v", msg[:n], err)
-		}
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return 0, fmt.Errorf("cgroup namespace: %w", err)
-		}
-		tr.mark("cgroup-wait")
 	}
 	if err := dropBounding(); err != nil {
 		return 0, err
@@ -220,6 +213,26 @@ func setupAndStart(ctl *os.File, cfg *Config, tr *trace) (int, error) {
 		return 0, err
 	}
 	return pid, nil
+}
+
+// joinCgroups moves every thread of the init into the sandbox's v1
+// cgroups through the inherited "tasks" descriptors, then roots a new
+// cgroup namespace there. Threads the runtime creates later are cloned
+// from these and start in the same cgroups.
+func joinCgroups(fds []int) error {
+	zero := []byte("0")
+	for _, fd := range fds {
+		_, _, e := syscall.AllThreadsSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&zero[0])), 1)
+		runtime.KeepAlive(zero)
+		if e != 0 {
+			return fmt.Errorf("join cgroup: %w", e)
+		}
+		unix.Close(fd)
+	}
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	return nil
 }
 
 // reap waits for every child until the tenant program exits, and returns

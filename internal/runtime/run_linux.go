@@ -10,7 +10,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -105,13 +104,14 @@ type sandbox struct {
 	spec Spec
 	id   string
 
-	ids       *idmap.Range
-	cg        *cgroup.Cgroup
-	files     []*os.File // closed in release (parent copies of passed fds)
-	cfg       nsinit.Config
-	extra     []*os.File // descriptors passed to the init, from fd 4 on
-	released  bool
-	lastPhase time.Time
+	ids         *idmap.Range
+	cg          *cgroup.Cgroup
+	files       []*os.File // closed in release (parent copies of passed fds)
+	cfg         nsinit.Config
+	extra       []*os.File // descriptors passed to the init, from fd 4 on
+	cgroupTasks []int      // v1: descriptor numbers of the tasks files in the init
+	released    bool
+	lastPhase   time.Time
 }
 
 func (sb *sandbox) prepare() error {
@@ -145,6 +145,15 @@ func (sb *sandbox) prepare() error {
 		sb.files = append(sb.files, f)
 		layout.Trees = append(layout.Trees, rootfs.Tree{Target: dir, FD: sb.passFD(f)})
 	}
+	if tasks, err := sb.cg.TaskFiles(); err == nil {
+		// cgroup v1: the init moves itself (see nsinit.Config.CgroupTasks).
+		for _, f := range tasks {
+			sb.files = append(sb.files, f)
+			sb.cgroupTasks = append(sb.cgroupTasks, sb.passFD(f))
+		}
+	} else if !errors.Is(err, cgroup.ErrNotSupported) {
+		return fmt.Errorf("cgroup: %w", err)
+	}
 	for _, c := range sb.spec.CopyIn {
 		f, fi, err := openRegular(c.HostPath)
 		if err != nil {
@@ -159,12 +168,13 @@ func (sb *sandbox) prepare() error {
 	}
 	env := append(append([]string{}, defaultEnv...), sb.spec.Env...)
 	sb.cfg = nsinit.Config{
-		Layout:  layout,
-		Argv:    sb.spec.Argv,
-		Env:     dedupEnv(env),
-		Cwd:     rootfs.UserHome,
-		Rlimits: rlimits(l),
-		Seccomp: prog,
+		Layout:      layout,
+		Argv:        sb.spec.Argv,
+		Env:         dedupEnv(env),
+		Cwd:         rootfs.UserHome,
+		Rlimits:     rlimits(l),
+		Seccomp:     prog,
+		CgroupTasks: sb.cgroupTasks,
 	}
 	return nil
 }
@@ -264,70 +274,58 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 	defer ctlParent.Close()
 
-	stdinR, stdinW, err := os.Pipe()
+	pipes, err := newStdio()
 	if err != nil {
 		ctlChild.Close()
-		return nil, fmt.Errorf("stdin pipe: %w", err)
+		return nil, err
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		ctlChild.Close()
-		stdinR.Close()
-		stdinW.Close()
-		return nil, fmt.Errorf("stdout pipe: %w", err)
+	sysAttr := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
+		GidMappingsEnableSetgroups: true,
+		// Become root of the new user namespace (host uid 0 is not
+		// mapped there) so the init keeps its namespace capabilities.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
+		Pdeathsig:  unix.SIGKILL,
+		PidFD:      new(int),
 	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		ctlChild.Close()
-		stdinR.Close()
-		stdinW.Close()
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("stderr pipe: %w", err)
-	}
-
-	cmd := &exec.Cmd{
-		Path:       sb.rt.cfg.Exe,
-		Args:       []string{nsinit.Arg0},
-		Env:        []string{"GOMAXPROCS=1"},
-		Stdin:      stdinR,
-		Stdout:     outW,
-		Stderr:     errW,
-		ExtraFiles: append([]*os.File{ctlChild}, sb.extra...),
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-				unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
-			UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
-			GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
-			GidMappingsEnableSetgroups: true,
-			// Become root of the new user namespace (host uid 0 is not
-			// mapped there) so the init keeps its namespace capabilities.
-			Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
-			Pdeathsig:  unix.SIGKILL,
-		},
-	}
-	if fd, err := sb.cg.FD(); err == nil {
+	var startErr error
+	if len(sb.cgroupTasks) == 0 {
 		// cgroup v2: the init is born inside its cgroup (CLONE_INTO_CGROUP)
 		// and its cgroup namespace is rooted there.
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = fd
-		cmd.SysProcAttr.Cloneflags |= unix.CLONE_NEWCGROUP
-	} else {
-		// cgroup v1: the init is moved into its cgroups while it builds its
-		// root file system, and waits for Go before it starts the program.
-		sb.cfg.WaitForGo = true
+		fd, err := sb.cg.FD()
+		if err != nil {
+			startErr = fmt.Errorf("cgroup: %w", err)
+		} else {
+			defer unix.Close(fd)
+			sysAttr.UseCgroupFD = true
+			sysAttr.CgroupFD = fd
+			sysAttr.Cloneflags |= unix.CLONE_NEWCGROUP
+		}
 	}
-	startErr := cmd.Start()
+	var pid int
+	if startErr == nil {
+		files := []uintptr{pipes.inR.Fd(), pipes.outW.Fd(), pipes.errW.Fd(), ctlChild.Fd()}
+		for _, f := range sb.extra {
+			files = append(files, f.Fd())
+		}
+		// syscall.ForkExec rather than os/exec: no per-process pidfd probe
+		// fork, and the pidfd below makes the kill race-free.
+		pid, startErr = syscall.ForkExec(sb.rt.cfg.Exe, []string{nsinit.Arg0}, &syscall.ProcAttr{
+			Env: []string{"GOMAXPROCS=1"}, Files: files, Sys: sysAttr,
+		})
+	}
 	ctlChild.Close()
-	stdinR.Close()
-	outW.Close()
-	errW.Close()
+	pipes.closeChildEnds()
 	if startErr != nil {
-		stdinW.Close()
-		outR.Close()
-		errR.Close()
+		pipes.closeParentEnds()
 		return nil, fmt.Errorf("start sandbox init: %w", startErr)
 	}
+	pidfd := *sysAttr.PidFD
+	defer unix.Close(pidfd)
+	stdinW, outR, errR := pipes.inW, pipes.outR, pipes.errR
 	// From here on the init exists: every path below kills and reaps it.
 	var (
 		killOnce sync.Once
@@ -337,12 +335,21 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		killOnce.Do(func() {
 			reason = why
 			// SIGKILL to the pid namespace's init ends every process in
-			// the namespace; the cgroup is killed too in release().
-			cmd.Process.Kill()
+			// the namespace. Through the pidfd, never a recycled pid.
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 		})
 	}
 	waitDone := make(chan error, 1)
-	go func() { waitDone <- cmd.Wait() }()
+	go func() {
+		var ws unix.WaitStatus
+		for {
+			_, err := unix.Wait4(pid, &ws, 0, nil)
+			if err != unix.EINTR {
+				waitDone <- err
+				return
+			}
+		}
+	}()
 
 	res := &Result{}
 	outLimitHit := make(chan struct{}, 2)
@@ -368,17 +375,6 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 	if _, err := ctlParent.Write(cfgJSON); err != nil {
 		return finish(fmt.Errorf("send init config: %w", err))
-	}
-	if sb.cfg.WaitForGo {
-		// v1 cgroup migration can wait for an RCU grace period; it runs
-		// while the init assembles the root file system.
-		if err := sb.cg.AddProc(cmd.Process.Pid); err != nil {
-			return finish(fmt.Errorf("cgroup: %w", err))
-		}
-		if _, err := ctlParent.Write([]byte(nsinit.Go)); err != nil {
-			return finish(fmt.Errorf("send go: %w", err))
-		}
-		sb.trace("cgroup-placed")
 	}
 	events := make(chan nsinit.Event, 2)
 	go readEvents(ctlParent, events)
@@ -506,6 +502,42 @@ func (sb *sandbox) cpuPollInterval(used time.Duration) time.Duration {
 	d := time.Duration(float64(left) / math.Max(l.CPUs, 1))
 	return min(max(d, 2*time.Millisecond), 100*time.Millisecond)
 }
+
+// stdio holds the pipes of the init's stdin, stdout and stderr.
+type stdio struct{ inR, inW, outR, outW, errR, errW *os.File }
+
+func newStdio() (*stdio, error) {
+	var s stdio
+	var err error
+	if s.inR, s.inW, err = os.Pipe(); err != nil {
+		return nil, fmt.Errorf("stdin pipe: %w", err)
+	}
+	if s.outR, s.outW, err = os.Pipe(); err != nil {
+		s.closeParentEnds()
+		s.closeChildEnds()
+		return nil, fmt.Errorf("stdout pipe: %w", err)
+	}
+	if s.errR, s.errW, err = os.Pipe(); err != nil {
+		s.closeParentEnds()
+		s.closeChildEnds()
+		return nil, fmt.Errorf("stderr pipe: %w", err)
+	}
+	return &s, nil
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// closeChildEnds closes the runner's copies of the ends the init uses.
+func (s *stdio) closeChildEnds() { closeAll(s.inR, s.outW, s.errW) }
+
+// closeParentEnds closes the runner's own ends.
+func (s *stdio) closeParentEnds() { closeAll(s.inW, s.outR, s.errR) }
 
 func socketpair() (parent, child *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
