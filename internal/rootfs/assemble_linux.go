@@ -145,7 +145,7 @@ func makeDirs(root string, trees []Tree) error {
 }
 
 func makeDev(dev string, shmBytes int64) error {
-	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64"); err != nil {
+	if err := unix.Mount("tmpfs", dev, "tmpfs", mountFlags|unix.MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64"); err != nil {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
 	for _, name := range devices {
