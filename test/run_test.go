@@ -311,3 +311,44 @@ func TestRunnerKilled(t *testing.T) {
 	}
 	hostClean(t, dir)
 }
+
+// TestAPIKeyCLI drives `soulbox apikey` as an operator would, without a
+// daemon: the key is printed on the last line, listed without its secret,
+// and revocable; bad input gets a clear error and a non-zero exit.
+func TestAPIKeyCLI(t *testing.T) {
+	dir := dataDir(t)
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(soulboxBin, append([]string{"apikey"}, append(args, "--data-dir", dir)...)...).Output()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	out, code := run("create", "--name", "ci", "--e2b")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	key := lines[len(lines)-1]
+	if code != 0 || !strings.HasPrefix(key, "e2b_") || len(key) != 44 {
+		t.Fatalf("create: exit %d, last line %q", code, key)
+	}
+	list, _ := run("ls")
+	if strings.Contains(list, key[4:]) || !strings.Contains(list, "ci") || !strings.Contains(list, "active") {
+		t.Fatalf("ls shows %q", list)
+	}
+	id := strings.Fields(strings.Split(list, "\n")[1])[0]
+	if _, code := run("revoke", id); code != 0 {
+		t.Fatalf("revoke exit %d", code)
+	}
+	if list, _ := run("ls"); !strings.Contains(list, "revoked") {
+		t.Errorf("after revoke, ls shows %q", list)
+	}
+	if _, code := run("revoke", "no-such-id"); code != 1 {
+		t.Errorf("revoke unknown id: exit %d, want 1", code)
+	}
+	if _, code := run("revoke"); code != 2 {
+		t.Errorf("revoke without id: exit %d, want 2", code)
+	}
+}

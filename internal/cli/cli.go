@@ -66,7 +66,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newRunCmd(), newDoctorCmd())
+	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd())
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK

@@ -177,7 +177,7 @@ of OK RE SG TLE MLE OLE FSE SV XX.`,
 	fl.StringArrayVar(&copyIn, "copy-in", nil, "copy a host file into /home/user: NAME=HOSTPATH (repeatable)")
 	fl.StringArrayVar(&env, "env", nil, "set an environment variable: KEY=VALUE (repeatable)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdict, output and measurements")
-	fl.StringVar(&dataDir, "data-dir", "/var/lib/soulbox", "SoulBox data directory")
+	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "SoulBox data directory")
 	return c
 }
 
