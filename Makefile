@@ -11,7 +11,7 @@ GOLANGCI_VERSION := v2.15.0
 GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint-$(GOLANGCI_VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run deps test test-unit test-e2e lint fmt-check fuzz bench test-cgroupv2 clean
+.PHONY: all build run deps test test-unit test-e2e lint fmt-check proto proto-check fuzz bench test-cgroupv2 clean
 
 all: build
 
@@ -35,11 +35,19 @@ run: deps build
 # qemu guest with pure cgroup v2.
 test:
 	scripts/install-deps.sh test
-	$(MAKE) fmt-check lint test-unit test-e2e fuzz test-cgroupv2
+	$(MAKE) fmt-check proto-check lint test-unit test-e2e fuzz test-cgroupv2
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# api/gen is generated from api/proto and committed; proto-check fails if
+# it is stale or was edited by hand.
+proto:
+	scripts/gen-proto.sh
+
+proto-check:
+	@tmp=$$(mktemp -d); scripts/gen-proto.sh $$tmp && diff -r $$tmp api/gen && rm -rf $$tmp && echo "api/gen is up to date"
 
 $(GOLANGCI):
 	GOBIN=$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
