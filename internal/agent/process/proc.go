@@ -1,0 +1,235 @@
+package process
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/creack/pty"
+
+	pb "github.com/soulbox-dev/soulbox/api/gen/process"
+)
+
+// drainGrace is how long output is still read after the process exits,
+// for data already in the pipe; a daemonised grandchild that keeps the
+// pipe open does not hold the end event back longer than this.
+const drainGrace = 200 * time.Millisecond
+
+// proc is one process started by the service.
+type proc struct {
+	pid    uint32
+	tag    string
+	hasTag bool
+	config *pb.ProcessConfig
+	cmd    *exec.Cmd
+	tty    *os.File // PTY master, nil for pipes
+	out    *output
+	done   chan struct{} // closed once end is set
+	end    *pb.ProcessEvent_EndEvent
+
+	readEnds []*os.File // output read ends, closed after the drain grace
+
+	inMu  sync.Mutex
+	stdin *os.File // nil when there is no (more) stdin
+}
+
+// spawn starts the process described by req.
+func spawn(req *pb.StartRequest, env []string, dir string, cred *syscall.Credential, outputLimit int) (*proc, error) {
+	cfg := req.GetProcess()
+	cmd := exec.Command(cfg.GetCmd(), cfg.GetArgs()...)
+	cmd.Env = env
+	cmd.Dir = dir
+	p := &proc{config: cfg, cmd: cmd, out: newOutput(outputLimit), done: make(chan struct{})}
+	if req.Tag != nil {
+		p.tag, p.hasTag = req.GetTag(), true
+	}
+	attr := &syscall.SysProcAttr{Setsid: true, Credential: cred}
+	var readers []func()
+	if req.GetPty() != nil {
+		size := req.GetPty().GetSize()
+		// pty.StartWithAttrs makes the terminal the session's controlling tty.
+		tty, err := pty.StartWithAttrs(cmd, &pty.Winsize{Rows: uint16(size.GetRows()), Cols: uint16(size.GetCols())}, attr)
+		if err != nil {
+			return nil, err
+		}
+		p.tty = tty
+		p.readEnds = []*os.File{tty}
+		readers = append(readers, func() { p.copyOut(tty, streamPTY) })
+	} else {
+		cmd.SysProcAttr = attr
+		stdoutR, stdoutW, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		stderrR, stderrW, err := os.Pipe()
+		if err != nil {
+			closeAll(stdoutR, stdoutW)
+			return nil, err
+		}
+		cmd.Stdout, cmd.Stderr = stdoutW, stderrW
+		var stdinR *os.File
+		if req.Stdin == nil || req.GetStdin() {
+			if stdinR, p.stdin, err = os.Pipe(); err != nil {
+				closeAll(stdoutR, stdoutW, stderrR, stderrW)
+				return nil, err
+			}
+			cmd.Stdin = stdinR
+		}
+		err = cmd.Start()
+		closeAll(stdoutW, stderrW, stdinR)
+		if err != nil {
+			closeAll(stdoutR, stderrR, p.stdin)
+			return nil, err
+		}
+		p.readEnds = []*os.File{stdoutR, stderrR}
+		readers = append(readers, func() { p.copyOut(stdoutR, streamStdout) }, func() { p.copyOut(stderrR, streamStderr) })
+	}
+	p.pid = uint32(cmd.Process.Pid)
+	go p.wait(readers)
+	return p, nil
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// copyOut moves output into the history until EOF or until the reader
+// is closed after the process ended.
+func (p *proc) copyOut(r *os.File, s stream) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			p.out.append(s, buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// wait reaps the process, lets the readers drain, and records the end.
+func (p *proc) wait(readers []func()) {
+	var wg sync.WaitGroup
+	for _, r := range readers {
+		wg.Add(1)
+		go func() { defer wg.Done(); r() }()
+	}
+	err := p.cmd.Wait()
+	drained := make(chan struct{})
+	go func() { wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainGrace):
+	}
+	closeAll(p.readEnds...)
+	p.inMu.Lock()
+	closeAll(p.stdin)
+	p.stdin = nil
+	p.inMu.Unlock()
+
+	st := p.cmd.ProcessState
+	end := &pb.ProcessEvent_EndEvent{ExitCode: int32(st.ExitCode()), Exited: st.Exited(), Status: st.String()}
+	var exitErr *exec.ExitError
+	if err != nil && !errors.As(err, &exitErr) {
+		msg := err.Error()
+		end.Error = &msg
+	}
+	p.end = end
+	close(p.done)
+	p.out.close()
+}
+
+// running reports whether the process has not ended yet.
+func (p *proc) running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// errNoStdin is returned for input to a process whose stdin is closed.
+var errNoStdin = errors.New("the process's stdin is closed or was not requested")
+
+// errNotPTY is returned for terminal operations on a piped process.
+var errNotPTY = errors.New("the process has no terminal")
+
+// errIsPTY is returned for pipe operations on a terminal process.
+var errIsPTY = errors.New("the process runs in a terminal: send Ctrl-D (0x04) instead")
+
+func (p *proc) write(in *pb.ProcessInput) error {
+	switch {
+	case in.GetPty() != nil:
+		if p.tty == nil {
+			return errNotPTY
+		}
+		_, err := p.tty.Write(in.GetPty())
+		return err
+	default:
+		if p.tty != nil {
+			return fmt.Errorf("stdin input to a terminal process: %w", errIsPTY)
+		}
+		p.inMu.Lock()
+		defer p.inMu.Unlock()
+		if p.stdin == nil {
+			return errNoStdin
+		}
+		_, err := p.stdin.Write(in.GetStdin())
+		if errors.Is(err, syscall.EPIPE) || errors.Is(err, io.ErrClosedPipe) {
+			return errNoStdin
+		}
+		return err
+	}
+}
+
+func (p *proc) closeStdin() error {
+	if p.tty != nil {
+		return errIsPTY
+	}
+	p.inMu.Lock()
+	defer p.inMu.Unlock()
+	if p.stdin == nil {
+		return errNoStdin
+	}
+	err := p.stdin.Close()
+	p.stdin = nil
+	return err
+}
+
+func (p *proc) resize(size *pb.PTY_Size) error {
+	if p.tty == nil {
+		return errNotPTY
+	}
+	return pty.Setsize(p.tty, &pty.Winsize{Rows: uint16(size.GetRows()), Cols: uint16(size.GetCols())})
+}
+
+// signal signals the process's whole session (it is a session leader).
+func (p *proc) signal(sig syscall.Signal) error {
+	if !p.running() {
+		return nil
+	}
+	err := syscall.Kill(-int(p.pid), sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+func (p *proc) info() *pb.ProcessInfo {
+	info := &pb.ProcessInfo{Config: p.config, Pid: p.pid}
+	if p.hasTag {
+		info.Tag = &p.tag
+	}
+	return info
+}

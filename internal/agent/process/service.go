@@ -1,0 +1,366 @@
+// Package process is the agent's process service: the envd-compatible
+// process.Process Connect service (api/proto/process) that starts, lists,
+// streams, feeds, signals and resizes processes.
+//
+// Processes outlive the RPC that started them: output is kept in a bounded
+// history per process, so a client that re-attaches with Connect (by pid or
+// tag) gets what it missed, and an ended process stays connectable for a
+// while. A Service is safe for concurrent use.
+package process
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/soulbox-dev/soulbox/api/gen/process"
+	"github.com/soulbox-dev/soulbox/api/gen/process/processconnect"
+)
+
+// Config configures a Service.
+type Config struct {
+	Env         []string      // base environment (KEY=VALUE) of every process
+	Dir         string        // working directory when the request names none
+	OutputLimit int           // bytes of output history kept per process
+	KeepAlive   time.Duration // interval of keepalive events on streams
+	Linger      time.Duration // how long an ended process stays connectable
+	// Credential maps a user name (from the request's Basic authorization,
+	// "user" by default) to the credentials a process runs with. Nil runs
+	// every process as the agent's own user.
+	Credential func(user string) (*syscall.Credential, error)
+	Logger     *slog.Logger
+}
+
+// Service implements processconnect.ProcessHandler.
+type Service struct {
+	cfg   Config
+	mu    sync.Mutex
+	procs map[uint32]*proc
+}
+
+var _ processconnect.ProcessHandler = (*Service)(nil)
+
+// DefaultUser is the user processes run as when a request names none.
+const DefaultUser = "user"
+
+// New returns a Service; zero fields of cfg get defaults.
+func New(cfg Config) *Service {
+	if cfg.OutputLimit <= 0 {
+		cfg.OutputLimit = 4 << 20
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = 50 * time.Second
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, procs: map[uint32]*proc{}}
+}
+
+// Handler returns the HTTP path prefix and handler serving the service.
+func (s *Service) Handler(opts ...connect.HandlerOption) (string, http.Handler) {
+	return processconnect.NewProcessHandler(s, opts...)
+}
+
+// userFrom reads the user name the E2B SDKs send as "Basic base64(user:)".
+func userFrom(h http.Header) (string, error) {
+	v := h.Get("Authorization")
+	if v == "" {
+		return DefaultUser, nil
+	}
+	enc, ok := strings.CutPrefix(v, "Basic ")
+	if !ok {
+		return "", connect.NewError(connect.CodeInvalidArgument, errors.New("authorization must be Basic with a user name"))
+	}
+	raw, err := base64.StdEncoding.DecodeString(enc)
+	if err != nil {
+		return "", connect.NewError(connect.CodeInvalidArgument, errors.New("authorization is not valid base64"))
+	}
+	user, _, _ := strings.Cut(string(raw), ":")
+	if user == "" {
+		return DefaultUser, nil
+	}
+	return user, nil
+}
+
+// Start starts a process and streams its events until it ends or the
+// client goes away (the process keeps running).
+func (s *Service) Start(ctx context.Context, req *connect.Request[pb.StartRequest], stream *connect.ServerStream[pb.StartResponse]) error {
+	p, err := s.start(req)
+	if err != nil {
+		return err
+	}
+	return s.follow(ctx, p, func(ev *pb.ProcessEvent) error {
+		return stream.Send(&pb.StartResponse{Event: ev})
+	})
+}
+
+func (s *Service) start(req *connect.Request[pb.StartRequest]) (*proc, error) {
+	m := req.Msg
+	if m.GetProcess().GetCmd() == "" {
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("process.cmd is required"))
+	}
+	if m.GetPty() != nil {
+		if err := checkSize(m.GetPty().GetSize()); err != nil {
+			return nil, err
+		}
+	}
+	user, err := userFrom(req.Header())
+	if err != nil {
+		return nil, err
+	}
+	var cred *syscall.Credential
+	if s.cfg.Credential != nil {
+		if cred, err = s.cfg.Credential(user); err != nil {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("user %q: %w", user, err))
+		}
+	}
+	env := append([]string{}, s.cfg.Env...)
+	for k, v := range m.GetProcess().GetEnvs() {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("invalid environment variable %q", k))
+		}
+		env = append(env, k+"="+v)
+	}
+	dir := s.cfg.Dir
+	if m.GetProcess().Cwd != nil {
+		dir = m.GetProcess().GetCwd()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.Tag != nil {
+		for _, other := range s.procs {
+			if other.hasTag && other.tag == m.GetTag() && other.running() {
+				return nil, connect.NewError(connect.CodeAlreadyExists, fmt.Errorf("a process with tag %q is running", m.GetTag()))
+			}
+		}
+	}
+	p, err := spawn(m, env, dir, cred, s.cfg.OutputLimit)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("start %s: %w", m.GetProcess().GetCmd(), err))
+	}
+	s.procs[p.pid] = p
+	go func() {
+		<-p.done
+		time.AfterFunc(s.cfg.Linger, func() {
+			s.mu.Lock()
+			if s.procs[p.pid] == p {
+				delete(s.procs, p.pid)
+			}
+			s.mu.Unlock()
+		})
+	}()
+	s.cfg.Logger.Info("process started", "pid", p.pid, "cmd", m.GetProcess().GetCmd(), "user", user)
+	return p, nil
+}
+
+// Connect re-attaches to a process: its start event, the output history
+// still kept, then live output and the end.
+func (s *Service) Connect(ctx context.Context, req *connect.Request[pb.ConnectRequest], stream *connect.ServerStream[pb.ConnectResponse]) error {
+	p, err := s.find(req.Msg.GetProcess())
+	if err != nil {
+		return err
+	}
+	return s.follow(ctx, p, func(ev *pb.ProcessEvent) error {
+		return stream.Send(&pb.ConnectResponse{Event: ev})
+	})
+}
+
+// follow sends the start event, output from the start of the kept history,
+// keepalives while idle, and the end event.
+func (s *Service) follow(ctx context.Context, p *proc, send func(*pb.ProcessEvent) error) error {
+	if err := send(&pb.ProcessEvent{Event: &pb.ProcessEvent_Start{Start: &pb.ProcessEvent_StartEvent{Pid: p.pid}}}); err != nil {
+		return err
+	}
+	keepalive := time.NewTicker(s.cfg.KeepAlive)
+	defer keepalive.Stop()
+	var seq int64
+	for {
+		chunks, next, more, done := p.out.read(seq)
+		seq = next
+		for _, c := range chunks {
+			if err := send(dataEvent(c)); err != nil {
+				return err
+			}
+		}
+		if done {
+			return send(&pb.ProcessEvent{Event: &pb.ProcessEvent_End{End: p.end}})
+		}
+		select {
+		case <-more:
+		case <-keepalive.C:
+			if err := send(&pb.ProcessEvent{Event: &pb.ProcessEvent_Keepalive{Keepalive: &pb.ProcessEvent_KeepAlive{}}}); err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func dataEvent(c chunk) *pb.ProcessEvent {
+	d := &pb.ProcessEvent_DataEvent{}
+	switch c.stream {
+	case streamStdout:
+		d.Output = &pb.ProcessEvent_DataEvent_Stdout{Stdout: c.data}
+	case streamStderr:
+		d.Output = &pb.ProcessEvent_DataEvent_Stderr{Stderr: c.data}
+	default:
+		d.Output = &pb.ProcessEvent_DataEvent_Pty{Pty: c.data}
+	}
+	return &pb.ProcessEvent{Event: &pb.ProcessEvent_Data{Data: d}}
+}
+
+func (s *Service) find(sel *pb.ProcessSelector) (*proc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch v := sel.GetSelector().(type) {
+	case *pb.ProcessSelector_Pid:
+		if p, ok := s.procs[v.Pid]; ok {
+			return p, nil
+		}
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("process with pid %d not found", v.Pid))
+	case *pb.ProcessSelector_Tag:
+		var found *proc
+		for _, p := range s.procs {
+			// Prefer the running process with the tag over ended ones.
+			if p.hasTag && p.tag == v.Tag && (found == nil || p.running()) {
+				found = p
+			}
+		}
+		if found != nil {
+			return found, nil
+		}
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("process with tag %q not found", v.Tag))
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("process selector (pid or tag) is required"))
+	}
+}
+
+// List returns the running processes.
+func (s *Service) List(context.Context, *connect.Request[pb.ListRequest]) (*connect.Response[pb.ListResponse], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := &pb.ListResponse{}
+	for _, p := range s.procs {
+		if p.running() {
+			res.Processes = append(res.Processes, p.info())
+		}
+	}
+	return connect.NewResponse(res), nil
+}
+
+// SendInput writes to a process's stdin or terminal.
+func (s *Service) SendInput(_ context.Context, req *connect.Request[pb.SendInputRequest]) (*connect.Response[pb.SendInputResponse], error) {
+	p, err := s.find(req.Msg.GetProcess())
+	if err != nil {
+		return nil, err
+	}
+	if err := p.write(req.Msg.GetInput()); err != nil {
+		return nil, inputError(err)
+	}
+	return connect.NewResponse(&pb.SendInputResponse{}), nil
+}
+
+// StreamInput writes a client stream of input, in order, to one process.
+func (s *Service) StreamInput(_ context.Context, stream *connect.ClientStream[pb.StreamInputRequest]) (*connect.Response[pb.StreamInputResponse], error) {
+	var p *proc
+	for stream.Receive() {
+		switch ev := stream.Msg().GetEvent().(type) {
+		case *pb.StreamInputRequest_Start:
+			found, err := s.find(ev.Start.GetProcess())
+			if err != nil {
+				return nil, err
+			}
+			p = found
+		case *pb.StreamInputRequest_Data:
+			if p == nil {
+				return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("the first message must select the process"))
+			}
+			if err := p.write(ev.Data.GetInput()); err != nil {
+				return nil, inputError(err)
+			}
+		}
+	}
+	if err := stream.Err(); err != nil {
+		return nil, err
+	}
+	return connect.NewResponse(&pb.StreamInputResponse{}), nil
+}
+
+func inputError(err error) error {
+	if errors.Is(err, errNoStdin) || errors.Is(err, errNotPTY) || errors.Is(err, errIsPTY) {
+		return connect.NewError(connect.CodeFailedPrecondition, err)
+	}
+	return connect.NewError(connect.CodeInternal, err)
+}
+
+// CloseStdin closes a piped process's stdin (EOF for the program).
+func (s *Service) CloseStdin(_ context.Context, req *connect.Request[pb.CloseStdinRequest]) (*connect.Response[pb.CloseStdinResponse], error) {
+	p, err := s.find(req.Msg.GetProcess())
+	if err != nil {
+		return nil, err
+	}
+	if err := p.closeStdin(); err != nil {
+		return nil, inputError(err)
+	}
+	return connect.NewResponse(&pb.CloseStdinResponse{}), nil
+}
+
+// SendSignal sends SIGTERM or SIGKILL to the process's session.
+func (s *Service) SendSignal(_ context.Context, req *connect.Request[pb.SendSignalRequest]) (*connect.Response[pb.SendSignalResponse], error) {
+	p, err := s.find(req.Msg.GetProcess())
+	if err != nil {
+		return nil, err
+	}
+	var sig syscall.Signal
+	switch req.Msg.GetSignal() {
+	case pb.Signal_SIGNAL_SIGTERM:
+		sig = syscall.SIGTERM
+	case pb.Signal_SIGNAL_SIGKILL:
+		sig = syscall.SIGKILL
+	default:
+		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("signal must be SIGTERM or SIGKILL"))
+	}
+	if err := p.signal(sig); err != nil {
+		return nil, connect.NewError(connect.CodeInternal, err)
+	}
+	return connect.NewResponse(&pb.SendSignalResponse{}), nil
+}
+
+// Update resizes a process's terminal.
+func (s *Service) Update(_ context.Context, req *connect.Request[pb.UpdateRequest]) (*connect.Response[pb.UpdateResponse], error) {
+	p, err := s.find(req.Msg.GetProcess())
+	if err != nil {
+		return nil, err
+	}
+	if size := req.Msg.GetPty().GetSize(); size != nil {
+		if err := checkSize(size); err != nil {
+			return nil, err
+		}
+		if err := p.resize(size); err != nil {
+			return nil, inputError(err)
+		}
+	}
+	return connect.NewResponse(&pb.UpdateResponse{}), nil
+}
+
+func checkSize(size *pb.PTY_Size) error {
+	if size.GetRows() == 0 || size.GetCols() == 0 || size.GetRows() > 4096 || size.GetCols() > 4096 {
+		return connect.NewError(connect.CodeInvalidArgument, errors.New("pty size must be between 1x1 and 4096x4096"))
+	}
+	return nil
+}

@@ -1,0 +1,337 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/soulbox-dev/soulbox/api/gen/process"
+	"github.com/soulbox-dev/soulbox/api/gen/process/processconnect"
+)
+
+func newClient(t *testing.T, cfg Config) (processconnect.ProcessClient, *Service) {
+	t.Helper()
+	if cfg.Env == nil {
+		cfg.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"}
+	}
+	svc := New(cfg)
+	mux := http.NewServeMux()
+	mux.Handle(svc.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return processconnect.NewProcessClient(srv.Client(), srv.URL), svc
+}
+
+func startReq(cmd string, args ...string) *connect.Request[pb.StartRequest] {
+	return connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: cmd, Args: args}})
+}
+
+// collect reads a stream to its end and returns pid, stdout, stderr, pty
+// output and the end event.
+type result struct {
+	pid                 uint32
+	stdout, stderr, pty bytes.Buffer
+	end                 *pb.ProcessEvent_EndEvent
+	keepalives          int
+}
+
+type eventStream interface {
+	Receive() bool
+	Err() error
+}
+
+func collect(t *testing.T, s eventStream, event func() *pb.ProcessEvent) *result {
+	t.Helper()
+	r := &result{}
+	for s.Receive() {
+		ev := event()
+		switch e := ev.GetEvent().(type) {
+		case *pb.ProcessEvent_Start:
+			r.pid = e.Start.GetPid()
+		case *pb.ProcessEvent_Data:
+			r.stdout.Write(e.Data.GetStdout())
+			r.stderr.Write(e.Data.GetStderr())
+			r.pty.Write(e.Data.GetPty())
+		case *pb.ProcessEvent_End:
+			r.end = e.End
+		case *pb.ProcessEvent_Keepalive:
+			r.keepalives++
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("stream: %v", err)
+	}
+	return r
+}
+
+func TestStartRunsAndReportsExit(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	ctx := context.Background()
+	req := connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{
+		Cmd: "/bin/sh", Args: []string{"-c", "echo out; echo err >&2; echo $FOO; pwd; exit 3"},
+		Envs: map[string]string{"FOO": "bar"}, Cwd: ptr(os.TempDir()),
+	}})
+	s, err := c.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
+	if r.pid == 0 || r.end == nil {
+		t.Fatalf("pid %d end %v: want a start and an end event", r.pid, r.end)
+	}
+	if got, want := r.stdout.String(), "out\nbar\n"+os.TempDir()+"\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+	if r.stderr.String() != "err\n" {
+		t.Errorf("stderr %q", r.stderr.String())
+	}
+	if r.end.GetExitCode() != 3 || !r.end.GetExited() || r.end.GetStatus() != "exit status 3" {
+		t.Errorf("end %+v, want exit 3", r.end)
+	}
+}
+
+// Output arrives while the process runs, not at its end.
+func TestOutputIsLive(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	s, err := c.Start(context.Background(), startReq("/bin/sh", "-c", "echo first; sleep 2; echo second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	for s.Receive() {
+		if d := s.Msg().GetEvent().GetData(); d != nil && strings.Contains(string(d.GetStdout()), "first") {
+			if time.Since(t0) > 1500*time.Millisecond {
+				t.Fatalf("first line arrived after %v: output is not streamed", time.Since(t0))
+			}
+			s.Close()
+			return
+		}
+	}
+	t.Fatal("no output")
+}
+
+func TestStdinSendAndClose(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	ctx := context.Background()
+	s, err := c.Start(ctx, startReq("/bin/cat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Receive() {
+		t.Fatal(s.Err())
+	}
+	pid := s.Msg().GetEvent().GetStart().GetPid()
+	sel := &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}
+	if _, err := c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: sel, Input: &pb.ProcessInput{Input: &pb.ProcessInput_Stdin{Stdin: []byte("hello\n")}}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CloseStdin(ctx, connect.NewRequest(&pb.CloseStdinRequest{Process: sel})); err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
+	if r.stdout.String() != "hello\n" || r.end.GetExitCode() != 0 {
+		t.Errorf("cat echoed %q, end %+v", r.stdout.String(), r.end)
+	}
+	// Input to an ended process is refused with a clear code.
+	_, err = c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: sel, Input: &pb.ProcessInput{Input: &pb.ProcessInput_Stdin{Stdin: []byte("x")}}}))
+	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Errorf("input after end: %v, want failed_precondition", err)
+	}
+}
+
+// A background process keeps running when its client goes away, and a
+// client that re-attaches by tag gets the output it missed.
+func TestReconnectByTagGetsMissedOutput(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	ctx := context.Background()
+	req := startReq("/bin/sh", "-c", "echo one; sleep 0.5; echo two; sleep 0.5; echo three")
+	req.Msg.Tag = ptr("job")
+	sctx, cancel := context.WithCancel(ctx)
+	s, err := c.Start(sctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Receive() // start event
+	cancel()    // the client goes away
+	s.Close()
+
+	list, err := c.List(ctx, connect.NewRequest(&pb.ListRequest{}))
+	if err != nil || len(list.Msg.GetProcesses()) != 1 || list.Msg.GetProcesses()[0].GetTag() != "job" {
+		t.Fatalf("list: %v %v", list, err)
+	}
+	time.Sleep(700 * time.Millisecond)
+	cs, err := c.Connect(ctx, connect.NewRequest(&pb.ConnectRequest{Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Tag{Tag: "job"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, cs, func() *pb.ProcessEvent { return cs.Msg().GetEvent() })
+	if r.stdout.String() != "one\ntwo\nthree\n" || r.end == nil {
+		t.Errorf("re-attached output %q end %v: want everything, including what was missed", r.stdout.String(), r.end)
+	}
+}
+
+func TestSignalKillsSession(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	ctx := context.Background()
+	s, err := c.Start(ctx, startReq("/bin/sh", "-c", "trap '' TERM; sleep 30 & wait"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Receive()
+	pid := s.Msg().GetEvent().GetStart().GetPid()
+	_, err = c.SendSignal(ctx, connect.NewRequest(&pb.SendSignalRequest{
+		Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}, Signal: pb.Signal_SIGNAL_SIGKILL}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
+	if r.end.GetExited() || !strings.Contains(r.end.GetStatus(), "killed") {
+		t.Errorf("end %+v, want killed by a signal", r.end)
+	}
+	_, err = c.SendSignal(ctx, connect.NewRequest(&pb.SendSignalRequest{
+		Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}, Signal: pb.Signal_SIGNAL_UNSPECIFIED}))
+	if connect.CodeOf(err) != connect.CodeInvalidArgument {
+		t.Errorf("unspecified signal: %v, want invalid_argument", err)
+	}
+}
+
+func TestPTYAndResize(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	ctx := context.Background()
+	req := startReq("/bin/sh", "-c", "tty; read x; stty size")
+	req.Msg.Pty = &pb.PTY{Size: &pb.PTY_Size{Cols: 80, Rows: 24}}
+	s, err := c.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Receive()
+	sel := &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: s.Msg().GetEvent().GetStart().GetPid()}}
+	if _, err := c.Update(ctx, connect.NewRequest(&pb.UpdateRequest{Process: sel, Pty: &pb.PTY{Size: &pb.PTY_Size{Cols: 100, Rows: 40}}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: sel, Input: &pb.ProcessInput{Input: &pb.ProcessInput_Pty{Pty: []byte("go\n")}}})); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CloseStdin(ctx, connect.NewRequest(&pb.CloseStdinRequest{Process: sel})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Errorf("CloseStdin on a terminal: %v, want failed_precondition", err)
+	}
+	r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
+	out := r.pty.String()
+	if !strings.Contains(out, "/dev/pts/") || !strings.Contains(out, "40 100") {
+		t.Errorf("terminal output %q: want a /dev/pts name and the new size 40 100", out)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	ctx := context.Background()
+	missing := &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: 999999}}
+	cases := []struct {
+		name string
+		call func() error
+		want connect.Code
+	}{
+		{"empty cmd", func() error { s, _ := c.Start(ctx, startReq("")); s.Receive(); return s.Err() }, connect.CodeInvalidArgument},
+		{"no such binary", func() error { s, _ := c.Start(ctx, startReq("/no/such/binary")); s.Receive(); return s.Err() }, connect.CodeInvalidArgument},
+		{"zero pty", func() error {
+			r := startReq("/bin/true")
+			r.Msg.Pty = &pb.PTY{Size: &pb.PTY_Size{}}
+			s, _ := c.Start(ctx, r)
+			s.Receive()
+			return s.Err()
+		}, connect.CodeInvalidArgument},
+		{"bad env", func() error {
+			r := startReq("/bin/true")
+			r.Msg.Process.Envs = map[string]string{"A=B": "c"}
+			s, _ := c.Start(ctx, r)
+			s.Receive()
+			return s.Err()
+		}, connect.CodeInvalidArgument},
+		{"unknown pid", func() error {
+			_, err := c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: missing}))
+			return err
+		}, connect.CodeNotFound},
+		{"no selector", func() error {
+			_, err := c.CloseStdin(ctx, connect.NewRequest(&pb.CloseStdinRequest{}))
+			return err
+		}, connect.CodeInvalidArgument},
+		{"unknown tag", func() error {
+			s, _ := c.Connect(ctx, connect.NewRequest(&pb.ConnectRequest{Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Tag{Tag: "nope"}}}))
+			s.Receive()
+			return s.Err()
+		}, connect.CodeNotFound},
+		{"bad authorization", func() error {
+			r := startReq("/bin/true")
+			r.Header().Set("Authorization", "Bearer x")
+			s, _ := c.Start(ctx, r)
+			s.Receive()
+			return s.Err()
+		}, connect.CodeInvalidArgument},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			var ce *connect.Error
+			if !errors.As(err, &ce) || ce.Code() != tc.want || ce.Message() == "" {
+				t.Errorf("got %v, want %v with a message", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDeadlineEndsStreamNotProcess(t *testing.T) {
+	c, _ := newClient(t, Config{KeepAlive: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+	defer cancel()
+	req := startReq("/bin/sh", "-c", "sleep 1; echo done")
+	req.Msg.Tag = ptr("slow")
+	s, err := c.Start(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepalives := 0
+	for s.Receive() {
+		if s.Msg().GetEvent().GetKeepalive() != nil {
+			keepalives++
+		}
+	}
+	if connect.CodeOf(s.Err()) != connect.CodeDeadlineExceeded {
+		t.Fatalf("stream ended with %v, want deadline_exceeded", s.Err())
+	}
+	if keepalives == 0 {
+		t.Error("no keepalive events on an idle stream")
+	}
+	cs, err := c.Connect(context.Background(), connect.NewRequest(&pb.ConnectRequest{Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Tag{Tag: "slow"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := collect(t, cs, func() *pb.ProcessEvent { return cs.Msg().GetEvent() })
+	if r.stdout.String() != "done\n" {
+		t.Errorf("after the deadline the process must go on; got %q", r.stdout.String())
+	}
+}
+
+func TestOutputHistoryIsBounded(t *testing.T) {
+	o := newOutput(10)
+	for i := 0; i < 100; i++ {
+		o.append(streamStdout, []byte("abcd"))
+	}
+	cs, next, _, _ := o.read(0)
+	total := 0
+	for _, c := range cs {
+		total += len(c.data)
+	}
+	if total > 12 || next != 100 {
+		t.Errorf("kept %d bytes (next %d): the history must stay near its 10-byte budget", total, next)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
