@@ -36,13 +36,15 @@ func usageErrorf(format string, a ...any) error {
 	return &exitError{code: exitUsage, err: fmt.Errorf(format, a...)}
 }
 
-// debugLogger logs to stderr at debug level when SOULBOX_DEBUG is set
-// (e.g. set-up phase timings), and discards otherwise.
-func debugLogger(cmd *cobra.Command) *slog.Logger {
-	if os.Getenv("SOULBOX_DEBUG") == "" {
-		return slog.New(slog.DiscardHandler)
+// logger logs warnings and errors to stderr (e.g. a cgroup that could not
+// be removed), and everything down to debug (set-up phase timings) when
+// SOULBOX_DEBUG is set.
+func logger(cmd *cobra.Command) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("SOULBOX_DEBUG") != "" {
+		level = slog.LevelDebug
 	}
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
 }
 
 // Version is set at build time with -ldflags.

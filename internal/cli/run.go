@@ -145,7 +145,7 @@ of OK RE SG TLE MLE OLE FSE SV XX.`,
 			if !asJSON {
 				spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			}
-			rt, err := runtime.New(cmd.Context(), runtime.Config{DataDir: dataDir, Logger: debugLogger(cmd)})
+			rt, err := runtime.New(cmd.Context(), runtime.Config{DataDir: dataDir, Logger: logger(cmd)})
 			if err != nil {
 				return runFailure(cmd, asJSON, err)
 			}
