@@ -57,6 +57,9 @@ type Config struct {
 	// init writes "0" to them to move itself, then the init unshares its
 	// cgroup namespace (see cgroup.Cgroup.TaskFiles).
 	CgroupTasks []int
+	// Agent, if set, makes the init a long-lived sandbox's agent: instead
+	// of running Argv it serves the agent API on an inherited listener.
+	Agent *AgentConfig
 }
 
 // Event kinds reported by the init.
@@ -121,6 +124,12 @@ func run(ctl *os.File) Event {
 		// The runtime is gone; with nobody to report to, end the sandbox.
 		return Event{Kind: EventError, Error: "report start: " + err.Error()}
 	}
+	if cfg.Agent != nil {
+		// The agent serves until the sandbox is killed; its creator may
+		// go away (a daemon restart) without ending it.
+		ctl.Close()
+		return Event{Kind: EventError, Error: "agent: " + serveAgent(cfg).Error()}
+	}
 	status := reap(pid)
 	return Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}
 }
@@ -142,7 +151,7 @@ func (t *trace) mark(phase string) {
 }
 
 func setupAndStart(cfg *Config, tr *trace) (int, error) {
-	if len(cfg.Argv) == 0 {
+	if len(cfg.Argv) == 0 && cfg.Agent == nil {
 		return 0, errors.New("no command")
 	}
 	if len(cfg.CgroupTasks) > 0 {
@@ -169,14 +178,25 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 			return 0, fmt.Errorf("setrlimit %d: %w", r.Resource, err)
 		}
 	}
-	path, err := lookPath(cfg.Argv[0], cfg.Env)
-	if err != nil {
-		return 0, startError{err}
+	var path string
+	if cfg.Agent == nil {
+		p, err := lookPath(cfg.Argv[0], cfg.Env)
+		if err != nil {
+			return 0, startError{err}
+		}
+		path = p
 	}
-	if err := dropBounding(); err != nil {
+	if err := dropBounding(cfg.Agent != nil); err != nil {
 		return 0, err
 	}
-	if err := setCapabilities(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID); err != nil {
+	// The one-shot init keeps setuid/setgid only until it has started the
+	// program; the agent keeps them (and kill, to signal the processes it
+	// starts as other users) for the sandbox's life.
+	keep := uint64(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID)
+	if cfg.Agent != nil {
+		keep |= 1 << unix.CAP_KILL
+	}
+	if err := setCapabilities(keep); err != nil {
 		return 0, err
 	}
 	// no_new_privs on this thread; installing the filter with TSYNC sets
@@ -194,6 +214,9 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 		return 0, err
 	}
 	tr.mark("seccomp")
+	if cfg.Agent != nil {
+		return 0, nil
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   cfg.Cwd,
 		Env:   cfg.Env,
@@ -283,23 +306,34 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: command not found", name)
 }
 
-// dropBounding empties the bounding and ambient sets of the calling
-// thread: the thread that forks the program, so the program inherits them.
-// The init's other threads never execute anything; setCapabilities leaves
-// them with no permitted, effective or inheritable capability, so their
-// bounding sets cannot be used. Doing this per thread (AllThreadsSyscall)
-// would stop the world once per capability.
-func dropBounding() error {
+// dropBounding empties the bounding and ambient sets. The one-shot init
+// does it on the calling thread only: the thread that forks the program, so
+// the program inherits empty sets, while the init's other threads have no
+// permitted, effective or inheritable capability (setCapabilities) and
+// never exec. The agent starts processes from any thread, so it drops them
+// on every thread (AllThreadsSyscall stops the world once per capability,
+// about a millisecond, paid once per long-lived sandbox).
+func dropBounding(everyThread bool) error {
 	last, err := lastCap()
 	if err != nil {
 		return err
 	}
+	prctl := func(option, arg uintptr) error {
+		if everyThread {
+			_, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, option, arg, 0)
+			if e != 0 {
+				return e
+			}
+			return nil
+		}
+		return unix.Prctl(int(option), arg, 0, 0, 0)
+	}
 	for c := 0; c <= last; c++ {
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+		if err := prctl(unix.PR_CAPBSET_DROP, uintptr(c)); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop bounding capability %d: %w", c, err)
 		}
 	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+	if err := prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
 	return nil

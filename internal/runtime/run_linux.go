@@ -110,6 +110,7 @@ type sandbox struct {
 	cfg         nsinit.Config
 	extra       []*os.File // descriptors passed to the init, from fd 4 on
 	cgroupTasks []int      // v1: descriptor numbers of the tasks files in the init
+	keepAlive   bool       // long-lived: survives the process that started it
 	released    bool
 	lastPhase   time.Time
 }
@@ -279,51 +280,13 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		ctlChild.Close()
 		return nil, err
 	}
-	sysAttr := &syscall.SysProcAttr{
-		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
-			unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
-		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
-		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
-		GidMappingsEnableSetgroups: true,
-		// Become root of the new user namespace (host uid 0 is not
-		// mapped there) so the init keeps its namespace capabilities.
-		Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
-		Pdeathsig:  unix.SIGKILL,
-		PidFD:      new(int),
-	}
-	var startErr error
-	if len(sb.cgroupTasks) == 0 {
-		// cgroup v2: the init is born inside its cgroup (CLONE_INTO_CGROUP)
-		// and its cgroup namespace is rooted there.
-		fd, err := sb.cg.FD()
-		if err != nil {
-			startErr = fmt.Errorf("cgroup: %w", err)
-		} else {
-			defer unix.Close(fd)
-			sysAttr.UseCgroupFD = true
-			sysAttr.CgroupFD = fd
-			sysAttr.Cloneflags |= unix.CLONE_NEWCGROUP
-		}
-	}
-	var pid int
-	if startErr == nil {
-		files := []uintptr{pipes.inR.Fd(), pipes.outW.Fd(), pipes.errW.Fd(), ctlChild.Fd()}
-		for _, f := range sb.extra {
-			files = append(files, f.Fd())
-		}
-		// syscall.ForkExec rather than os/exec: no per-process pidfd probe
-		// fork, and the pidfd below makes the kill race-free.
-		pid, startErr = syscall.ForkExec(sb.rt.cfg.Exe, []string{nsinit.Arg0}, &syscall.ProcAttr{
-			Env: []string{"GOMAXPROCS=1"}, Files: files, Sys: sysAttr,
-		})
-	}
+	pid, pidfd, startErr := sb.spawn(pipes.inR, pipes.outW, pipes.errW, ctlChild)
 	ctlChild.Close()
 	pipes.closeChildEnds()
 	if startErr != nil {
 		pipes.closeParentEnds()
-		return nil, fmt.Errorf("start sandbox init: %w", startErr)
+		return nil, startErr
 	}
-	pidfd := *sysAttr.PidFD
 	defer unix.Close(pidfd)
 	stdinW, outR, errR := pipes.inW, pipes.outR, pipes.errR
 	// From here on the init exists: every path below kills and reaps it.
@@ -340,16 +303,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		})
 	}
 	waitDone := make(chan error, 1)
-	go func() {
-		var ws unix.WaitStatus
-		for {
-			_, err := unix.Wait4(pid, &ws, 0, nil)
-			if err != unix.EINTR {
-				waitDone <- err
-				return
-			}
-		}
-	}()
+	go func() { waitDone <- reap(pid) }()
 
 	res := &Result{}
 	outLimitHit := make(chan struct{}, 2)
@@ -369,12 +323,8 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 
 	sb.trace("spawned")
-	cfgJSON, err := json.Marshal(sb.cfg)
-	if err != nil {
-		return finish(fmt.Errorf("encode init config: %w", err))
-	}
-	if _, err := ctlParent.Write(cfgJSON); err != nil {
-		return finish(fmt.Errorf("send init config: %w", err))
+	if err := sendConfig(ctlParent, sb.cfg); err != nil {
+		return finish(err)
 	}
 	events := make(chan nsinit.Event, 2)
 	go readEvents(ctlParent, events)
@@ -464,6 +414,74 @@ loop:
 	}
 	res.classify(reason, exit, gotExit, l)
 	return res, nil
+}
+
+// spawn starts the sandbox init in its new namespaces with the given
+// stdio and control socket and the descriptors recorded with passFD. It
+// returns the init's pid and a pidfd for race-free signalling.
+func (sb *sandbox) spawn(stdin, stdout, stderr, ctl *os.File) (pid, pidfd int, err error) {
+	sysAttr := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+			unix.CLONE_NEWNET | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC,
+		UidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
+		GidMappings:                []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(sb.ids.HostID), Size: idmap.Size}},
+		GidMappingsEnableSetgroups: true,
+		// Become root of the new user namespace (host uid 0 is not
+		// mapped there) so the init keeps its namespace capabilities.
+		Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
+		PidFD:      new(int),
+	}
+	if !sb.keepAlive {
+		sysAttr.Pdeathsig = unix.SIGKILL
+	}
+	if len(sb.cgroupTasks) == 0 {
+		// cgroup v2: the init is born inside its cgroup (CLONE_INTO_CGROUP)
+		// and its cgroup namespace is rooted there.
+		fd, err := sb.cg.FD()
+		if err != nil {
+			return 0, 0, fmt.Errorf("cgroup: %w", err)
+		}
+		defer unix.Close(fd)
+		sysAttr.UseCgroupFD = true
+		sysAttr.CgroupFD = fd
+		sysAttr.Cloneflags |= unix.CLONE_NEWCGROUP
+	}
+	files := []uintptr{stdin.Fd(), stdout.Fd(), stderr.Fd(), ctl.Fd()}
+	for _, f := range sb.extra {
+		files = append(files, f.Fd())
+	}
+	// syscall.ForkExec rather than os/exec: no per-process pidfd probe
+	// fork, and the pidfd makes every later kill race-free.
+	pid, err = syscall.ForkExec(sb.rt.cfg.Exe, []string{nsinit.Arg0}, &syscall.ProcAttr{
+		Env: []string{"GOMAXPROCS=1"}, Files: files, Sys: sysAttr,
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("start sandbox init: %w", err)
+	}
+	return pid, *sysAttr.PidFD, nil
+}
+
+// sendConfig sends the init its configuration.
+func sendConfig(ctl *os.File, cfg nsinit.Config) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encode init config: %w", err)
+	}
+	if _, err := ctl.Write(b); err != nil {
+		return fmt.Errorf("send init config: %w", err)
+	}
+	return nil
+}
+
+// reap waits for the init to exit.
+func reap(pid int) error {
+	var ws unix.WaitStatus
+	for {
+		_, err := unix.Wait4(pid, &ws, 0, nil)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // trace logs the time since the previous phase at debug level.

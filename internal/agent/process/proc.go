@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -39,9 +41,13 @@ type proc struct {
 }
 
 // spawn starts the process described by req.
-func spawn(req *pb.StartRequest, env []string, dir string, cred *syscall.Credential, outputLimit int) (*proc, error) {
+func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *syscall.Credential, outputLimit int) (*proc, error) {
 	cfg := req.GetProcess()
-	cmd := exec.Command(cfg.GetCmd(), cfg.GetArgs()...)
+	path, err := lookPath(cfg.GetCmd(), env)
+	if err != nil {
+		return nil, err
+	}
+	cmd := &exec.Cmd{Path: path, Args: append([]string{cfg.GetCmd()}, cfg.GetArgs()...)}
 	cmd.Env = env
 	cmd.Dir = dir
 	p := &proc{config: cfg, cmd: cmd, out: newOutput(outputLimit), done: make(chan struct{})}
@@ -50,10 +56,19 @@ func spawn(req *pb.StartRequest, env []string, dir string, cred *syscall.Credent
 	}
 	attr := &syscall.SysProcAttr{Setsid: true, Credential: cred}
 	var readers []func()
+	var wait func() syscall.WaitStatus
 	if req.GetPty() != nil {
 		size := req.GetPty().GetSize()
-		// pty.StartWithAttrs makes the terminal the session's controlling tty.
-		tty, err := pty.StartWithAttrs(cmd, &pty.Winsize{Rows: uint16(size.GetRows()), Cols: uint16(size.GetCols())}, attr)
+		var tty *os.File
+		var err error
+		wait, err = w.Launch(func() (int, error) {
+			// pty.StartWithAttrs makes the terminal the session's controlling tty.
+			tty, err = pty.StartWithAttrs(cmd, &pty.Winsize{Rows: uint16(size.GetRows()), Cols: uint16(size.GetCols())}, attr)
+			if err != nil {
+				return 0, err
+			}
+			return cmd.Process.Pid, nil
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +95,12 @@ func spawn(req *pb.StartRequest, env []string, dir string, cred *syscall.Credent
 			}
 			cmd.Stdin = stdinR
 		}
-		err = cmd.Start()
+		wait, err = w.Launch(func() (int, error) {
+			if err := cmd.Start(); err != nil {
+				return 0, err
+			}
+			return cmd.Process.Pid, nil
+		})
 		closeAll(stdoutW, stderrW, stdinR)
 		if err != nil {
 			closeAll(stdoutR, stderrR, p.stdin)
@@ -90,8 +110,34 @@ func spawn(req *pb.StartRequest, env []string, dir string, cred *syscall.Credent
 		readers = append(readers, func() { p.copyOut(stdoutR, streamStdout) }, func() { p.copyOut(stderrR, streamStderr) })
 	}
 	p.pid = uint32(cmd.Process.Pid)
-	go p.wait(readers)
+	// The Waiter reaps the process; os/exec's handle is not needed.
+	cmd.Process.Release()
+	go p.wait(wait, readers)
 	return p, nil
+}
+
+// lookPath finds name on the PATH of the process's environment (not the
+// agent's own, which has none).
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	pathEnv := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: command not found", name)
 }
 
 func closeAll(files ...*os.File) {
@@ -118,13 +164,13 @@ func (p *proc) copyOut(r *os.File, s stream) {
 }
 
 // wait reaps the process, lets the readers drain, and records the end.
-func (p *proc) wait(readers []func()) {
+func (p *proc) wait(wait func() syscall.WaitStatus, readers []func()) {
 	var wg sync.WaitGroup
 	for _, r := range readers {
 		wg.Add(1)
 		go func() { defer wg.Done(); r() }()
 	}
-	err := p.cmd.Wait()
+	ws := wait()
 	drained := make(chan struct{})
 	go func() { wg.Wait(); close(drained) }()
 	select {
@@ -137,16 +183,22 @@ func (p *proc) wait(readers []func()) {
 	p.stdin = nil
 	p.inMu.Unlock()
 
-	st := p.cmd.ProcessState
-	end := &pb.ProcessEvent_EndEvent{ExitCode: int32(st.ExitCode()), Exited: st.Exited(), Status: st.String()}
-	var exitErr *exec.ExitError
-	if err != nil && !errors.As(err, &exitErr) {
-		msg := err.Error()
-		end.Error = &msg
-	}
-	p.end = end
+	p.end = endEvent(ws)
 	close(p.done)
 	p.out.close()
+}
+
+// endEvent describes a wait status the way os.ProcessState does
+// ("exit status 3", "signal: killed"), as envd reports it.
+func endEvent(ws syscall.WaitStatus) *pb.ProcessEvent_EndEvent {
+	switch {
+	case ws.Exited():
+		return &pb.ProcessEvent_EndEvent{ExitCode: int32(ws.ExitStatus()), Exited: true, Status: fmt.Sprintf("exit status %d", ws.ExitStatus())}
+	case ws.Signaled():
+		return &pb.ProcessEvent_EndEvent{ExitCode: -1, Status: "signal: " + ws.Signal().String()}
+	default:
+		return &pb.ProcessEvent_EndEvent{ExitCode: -1, Status: fmt.Sprintf("unknown wait status %#x", uint32(ws))}
+	}
 }
 
 // running reports whether the process has not ended yet.

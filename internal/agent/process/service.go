@@ -33,11 +33,19 @@ type Config struct {
 	OutputLimit int           // bytes of output history kept per process
 	KeepAlive   time.Duration // interval of keepalive events on streams
 	Linger      time.Duration // how long an ended process stays connectable
-	// Credential maps a user name (from the request's Basic authorization,
-	// "user" by default) to the credentials a process runs with. Nil runs
-	// every process as the agent's own user.
-	Credential func(user string) (*syscall.Credential, error)
-	Logger     *slog.Logger
+	// User maps a user name (from the request's Basic authorization,
+	// "user" by default) to the credentials and home directory a process
+	// runs with. Nil runs every process as the agent's own user in Dir.
+	User func(name string) (User, error)
+	// Waiter starts and reaps processes; nil means DirectWaiter.
+	Waiter Waiter
+	Logger *slog.Logger
+}
+
+// User is who a process runs as.
+type User struct {
+	Cred *syscall.Credential
+	Home string // default working directory and $HOME
 }
 
 // Service implements processconnect.ProcessHandler.
@@ -65,6 +73,9 @@ func New(cfg Config) *Service {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Waiter == nil {
+		cfg.Waiter = DirectWaiter{}
 	}
 	return &Service{cfg: cfg, procs: map[uint32]*proc{}}
 }
@@ -121,20 +132,23 @@ func (s *Service) start(req *connect.Request[pb.StartRequest]) (*proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cred *syscall.Credential
-	if s.cfg.Credential != nil {
-		if cred, err = s.cfg.Credential(user); err != nil {
+	u := User{Home: s.cfg.Dir}
+	if s.cfg.User != nil {
+		if u, err = s.cfg.User(user); err != nil {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("user %q: %w", user, err))
 		}
 	}
 	env := append([]string{}, s.cfg.Env...)
+	if u.Home != "" {
+		env = append(env, "HOME="+u.Home)
+	}
 	for k, v := range m.GetProcess().GetEnvs() {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("invalid environment variable %q", k))
 		}
 		env = append(env, k+"="+v)
 	}
-	dir := s.cfg.Dir
+	dir := u.Home
 	if m.GetProcess().Cwd != nil {
 		dir = m.GetProcess().GetCwd()
 	}
@@ -148,7 +162,7 @@ func (s *Service) start(req *connect.Request[pb.StartRequest]) (*proc, error) {
 			}
 		}
 	}
-	p, err := spawn(m, env, dir, cred, s.cfg.OutputLimit)
+	p, err := spawn(s.cfg.Waiter, m, env, dir, u.Cred, s.cfg.OutputLimit)
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("start %s: %w", m.GetProcess().GetCmd(), err))
 	}

@@ -1,0 +1,174 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/nsinit"
+	"github.com/soulbox-dev/soulbox/internal/rootfs"
+)
+
+// Sandbox is a long-lived sandbox: its init serves the agent API on a
+// socket whose path only the host sees. Kill ends it and releases every
+// resource. A Sandbox is safe for concurrent use.
+type Sandbox struct {
+	ID     string
+	socket string
+
+	sb       *sandbox
+	pidfd    int
+	done     chan struct{} // closed when the init has exited
+	killOnce sync.Once
+	killErr  error
+}
+
+// Start creates a long-lived sandbox with the spec's limits; Argv, Stdin,
+// Stdout and Stderr are unused, and its wall and CPU-time limits are left
+// to the caller (the daemon's timeouts).
+func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) {
+	if len(s.Argv) == 0 {
+		s.Argv = []string{"agent"} // only to pass validation
+	}
+	if err := r.Validate(&s); err != nil {
+		return nil, err
+	}
+	sb := &sandbox{rt: r, spec: s, id: newID(), lastPhase: time.Now(), keepAlive: true}
+	defer func() {
+		if retErr != nil {
+			sb.release()
+		}
+	}()
+	if err := sb.prepare(); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(r.cfg.DataDir, "sandboxes", sb.id)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox dir: %w", err)
+	}
+	sock := filepath.Join(dir, "agent.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("agent socket: %w", err)
+	}
+	ln.SetUnlinkOnClose(false)
+	lf, err := ln.File()
+	ln.Close()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("agent socket: %w", err)
+	}
+	sb.files = append(sb.files, lf)
+	sb.cfg.Agent = &nsinit.AgentConfig{ListenFD: sb.passFD(lf), Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome}
+	sb.cfg.Argv = nil
+
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer devnull.Close()
+	ctlParent, ctlChild, err := socketpair()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer ctlParent.Close()
+	pid, pidfd, err := sb.spawn(devnull, devnull, devnull, ctlChild)
+	ctlChild.Close()
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	box := &Sandbox{ID: sb.id, socket: sock, sb: sb, pidfd: pidfd, done: make(chan struct{})}
+	go func() {
+		reap(pid)
+		close(box.done)
+	}()
+	if err := sendConfig(ctlParent, sb.cfg); err != nil {
+		box.Kill()
+		return nil, err
+	}
+	events := make(chan nsinit.Event, 2)
+	go readEvents(ctlParent, events)
+	select {
+	case ev := <-events:
+		if ev.Kind != nsinit.EventStarted {
+			box.Kill()
+			if ev.Kind == "" {
+				return nil, sb.deathError()
+			}
+			return nil, fmt.Errorf("sandbox set-up failed: %s", ev.Error)
+		}
+	case <-ctx.Done():
+		box.Kill()
+		return nil, ctx.Err()
+	}
+	sb.trace("started")
+	return box, nil
+}
+
+// Dial connects to the sandbox's agent.
+func (b *Sandbox) Dial(ctx context.Context) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", b.socket)
+}
+
+// HTTPClient returns a client whose every request goes to the agent,
+// over HTTP/1.1 or unencrypted HTTP/2 (for gRPC); use any host in URLs.
+func (b *Sandbox) HTTPClient(h2c bool) *http.Client {
+	t := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return b.Dial(ctx) },
+	}
+	if h2c {
+		var p http.Protocols
+		p.SetUnencryptedHTTP2(true)
+		t.Protocols = &p
+	}
+	return &http.Client{Transport: t}
+}
+
+// Done is closed when the sandbox's init has exited.
+func (b *Sandbox) Done() <-chan struct{} { return b.done }
+
+// Kill ends every process of the sandbox and releases its resources. It
+// is idempotent.
+func (b *Sandbox) Kill() error {
+	b.killOnce.Do(func() {
+		if err := unix.PidfdSendSignal(b.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			b.killErr = fmt.Errorf("kill sandbox %s: %w", b.ID, err)
+		}
+		select {
+		case <-b.done:
+		case <-time.After(10 * time.Second):
+			b.killErr = errors.Join(b.killErr, fmt.Errorf("sandbox %s did not exit", b.ID))
+		}
+		unix.Close(b.pidfd)
+		b.sb.release()
+		if err := os.RemoveAll(filepath.Dir(b.socket)); err != nil {
+			b.killErr = errors.Join(b.killErr, err)
+		}
+	})
+	return b.killErr
+}
+
+// withoutHome drops HOME, which the agent sets per user.
+func withoutHome(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "HOME=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

@@ -1,0 +1,132 @@
+package test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/soulbox-dev/soulbox/api/gen/process"
+	"github.com/soulbox-dev/soulbox/api/gen/process/processconnect"
+	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/runtime"
+)
+
+// TestLongLivedSandboxAgent starts a long-lived sandbox, runs commands
+// through its agent over the host-only socket, checks the agent's and the
+// commands' posture from the host, and kills it leaving nothing behind.
+func TestLongLivedSandboxAgent(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	ctx := context.Background()
+	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxBin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := rt.Start(ctx, runtime.Spec{Limits: limits.Defaults()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer box.Kill()
+	for _, h2c := range []bool{false, true} {
+		c := processconnect.NewProcessClient(box.HTTPClient(h2c), "http://agent")
+		run := func(args ...string) (string, int32) {
+			t.Helper()
+			s, err := c.Start(ctx, connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			var code int32 = -100
+			for s.Receive() {
+				ev := s.Msg().GetEvent()
+				out.Write(ev.GetData().GetStdout())
+				out.Write(ev.GetData().GetStderr())
+				if e := ev.GetEnd(); e != nil {
+					code = e.GetExitCode()
+				}
+			}
+			if err := s.Err(); err != nil {
+				t.Fatalf("%v (h2c=%v): %v", args, h2c, err)
+			}
+			return out.String(), code
+		}
+		if out, code := run("sh", "-c", "id -u; pwd; echo $HOME; exit 4"); out != "1000\n/home/user\n/home/user\n" || code != 4 {
+			t.Errorf("h2c=%v: got %q exit %d", h2c, out, code)
+		}
+	}
+	// A command run as the sandbox's root has no capabilities either.
+	rootReq := connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: "sh", Args: []string{"-c", "id -u; grep -E '^Cap(Prm|Eff|Bnd)' /proc/self/status"}}})
+	rootReq.Header().Set("Authorization", "Basic cm9vdDo=") // "root:"
+	rs, err := processconnect.NewProcessClient(box.HTTPClient(false), "http://agent").Start(ctx, rootReq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rootOut string
+	for rs.Receive() {
+		rootOut += string(rs.Msg().GetEvent().GetData().GetStdout())
+	}
+	if want := "0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t0000000000000000\n"; rootOut != want {
+		t.Errorf("root command: %q, want uid 0 without capabilities", rootOut)
+	}
+
+	// State persists between commands; a background process keeps running.
+	c := processconnect.NewProcessClient(box.HTTPClient(false), "http://agent")
+	start := func(tag string, args ...string) {
+		t.Helper()
+		s, err := c.Start(ctx, connect.NewRequest(&pb.StartRequest{Tag: &tag, Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Receive()
+		s.Close()
+	}
+	start("writer", "sh", "-c", "echo kept > ~/state")
+	start("sleeper", "sleep", "77.77")
+	pid := waitForProcess(t, "sleep\x0077.77")
+	waitUntilSleeping(t, pid)
+	st := readStatus(t, pid)
+	if st["CapEff"] != "0000000000000000" || st["CapBnd"] != "0000000000000000" || st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" {
+		t.Errorf("command posture: CapEff %s CapBnd %s Seccomp %s NoNewPrivs %s", st["CapEff"], st["CapBnd"], st["Seccomp"], st["NoNewPrivs"])
+	}
+	agent := readStatus(t, ppid(t, pid))
+	// The agent keeps only setuid, setgid and kill (to run and signal
+	// processes as "user"), inside its own user namespace.
+	if want := fmt.Sprintf("%016x", 1<<5|1<<6|1<<7); agent["CapEff"] != want || agent["CapBnd"] != "0000000000000000" || agent["Seccomp"] != "2" || agent["NoNewPrivs"] != "1" {
+		t.Errorf("agent posture: CapEff %s (want %s) CapBnd %s Seccomp %s NoNewPrivs %s", agent["CapEff"], want, agent["CapBnd"], agent["Seccomp"], agent["NoNewPrivs"])
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s, err := c.Start(ctx, connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: "cat", Args: []string{"/home/user/state"}}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out string
+		for s.Receive() {
+			out += string(s.Msg().GetEvent().GetData().GetStdout())
+		}
+		if out == "kept\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("file written by an earlier command: %q", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	list, err := c.List(ctx, connect.NewRequest(&pb.ListRequest{}))
+	if err != nil || len(list.Msg.GetProcesses()) != 1 || list.Msg.GetProcesses()[0].GetTag() != "sleeper" {
+		t.Errorf("list: %v %v", list, err)
+	}
+	if err := box.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-box.Done():
+	default:
+		t.Error("Kill returned before the init exited")
+	}
+	hostClean(t, dir)
+}
