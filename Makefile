@@ -15,8 +15,12 @@ FUZZTIME ?= 10s
 
 all: build
 
+# The sandbox init is a small separate program embedded in soulbox (see
+# internal/initbin): build it first, then soulbox with it inside.
 build:
-	$(GO) build -trimpath -ldflags "-s -w" -o $(BIN) ./cmd/soulbox
+	$(GO) build -trimpath -ldflags "-s -w" -o internal/initbin/soulbox-init ./cmd/soulbox-init
+	sha256sum internal/initbin/soulbox-init | cut -d' ' -f1 > internal/initbin/soulbox-init.sha256
+	$(GO) build -trimpath -ldflags "-s -w" -tags soulbox_embedinit -o $(BIN) ./cmd/soulbox
 
 deps:
 	scripts/install-deps.sh run

@@ -4,6 +4,8 @@ package test
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -33,13 +35,31 @@ func runMain(m *testing.M) int {
 	os.Chmod(dir, 0o755)
 	soulboxBin = filepath.Join(dir, "soulbox")
 	probeBin = filepath.Join(dir, "probe")
-	for _, b := range []struct{ out, pkg string }{{soulboxBin, "../cmd/soulbox"}, {probeBin, "./probe"}} {
-		cmd := exec.Command("go", "build", "-trimpath", "-o", b.out, b.pkg)
+	// As `make build` does: the small init first, then soulbox with it
+	// embedded (internal/initbin).
+	for _, b := range []struct{ out, pkg, tags string }{
+		{"../internal/initbin/soulbox-init", "../cmd/soulbox-init", ""},
+		{soulboxBin, "../cmd/soulbox", "soulbox_embedinit"},
+		{probeBin, "./probe", ""},
+	} {
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", b.tags, "-o", b.out, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
 			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
 			return 1
+		}
+		if b.pkg == "../cmd/soulbox-init" {
+			bin, err := os.ReadFile(b.out)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
+			sum := sha256.Sum256(bin)
+			if err := os.WriteFile(b.out+".sha256", []byte(hex.EncodeToString(sum[:])+"\n"), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 1
+			}
 		}
 	}
 	return m.Run()

@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,8 +23,9 @@ import (
 func TestLongLivedSandboxAgent(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
-	ctx := context.Background()
-	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxBin})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxBin, AgentExe: soulboxBin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,6 +34,15 @@ func TestLongLivedSandboxAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer box.Kill()
+	t.Cleanup(func() {
+		if t.Failed() {
+			logs, _ := filepath.Glob(filepath.Join(dir, "sandboxes", "*", "agent.log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("%s: %s", l, b)
+			}
+		}
+	})
 	for _, h2c := range []bool{false, true} {
 		c := processconnect.NewProcessClient(box.HTTPClient(h2c), "http://agent")
 		run := func(args ...string) (string, int32) {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 
+	"github.com/soulbox-dev/soulbox/internal/agent/server"
 	"github.com/soulbox-dev/soulbox/internal/cli"
 	"github.com/soulbox-dev/soulbox/internal/nsinit"
 )
@@ -18,8 +19,11 @@ func init() {
 }
 
 func main() {
-	if os.Args[0] == nsinit.Arg0 {
+	switch os.Args[0] {
+	case nsinit.Arg0: // when no small init is embedded
 		nsinit.Main() // never returns
+	case server.Arg0:
+		server.Main() // never returns
 	}
 	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

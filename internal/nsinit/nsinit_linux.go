@@ -57,10 +57,24 @@ type Config struct {
 	// init writes "0" to them to move itself, then the init unshares its
 	// cgroup namespace (see cgroup.Cgroup.TaskFiles).
 	CgroupTasks []int
-	// Agent, if set, makes the init a long-lived sandbox's agent: instead
-	// of running Argv it serves the agent API on an inherited listener.
+	// Agent, if set, makes the init exec the agent of a long-lived sandbox
+	// once the sandbox is set up, instead of running Argv.
 	Agent *AgentConfig
 }
+
+// AgentConfig tells the init how to exec the agent.
+type AgentConfig struct {
+	ExeFD    int             // the agent's executable (the soulbox binary), executed with execveat
+	ListenFD int             // the agent's listening socket, kept open across the exec
+	Config   json.RawMessage // the agent's own configuration, passed through
+}
+
+// AgentArg0 and AgentConfigEnv must match internal/agent/server (this
+// package does not import it, to keep the init small).
+const (
+	AgentArg0      = "soulbox-agent"
+	AgentConfigEnv = "SOULBOX_AGENT"
+)
 
 // Event kinds reported by the init.
 const (
@@ -127,8 +141,7 @@ func run(ctl *os.File) Event {
 	if cfg.Agent != nil {
 		// The agent serves until the sandbox is killed; its creator may
 		// go away (a daemon restart) without ending it.
-		ctl.Close()
-		return Event{Kind: EventError, Error: "agent: " + serveAgent(cfg).Error()}
+		return Event{Kind: EventError, Error: "exec agent: " + execAgent(cfg.Agent).Error()}
 	}
 	status := reap(pid)
 	return Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}
@@ -186,15 +199,22 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 		}
 		path = p
 	}
-	if err := dropBounding(cfg.Agent != nil); err != nil {
-		return 0, err
-	}
 	// The one-shot init keeps setuid/setgid only until it has started the
-	// program; the agent keeps them (and kill, to signal the processes it
-	// starts as other users) for the sandbox's life.
+	// program. The agent needs them (and kill, to signal the processes it
+	// starts as other users) for the sandbox's life: they stay in the
+	// bounding set across the exec (root's permitted set after exec is its
+	// bounding set, cut to the old permitted set by no_new_privs), and the
+	// agent then empties the bounding set on all its threads.
 	keep := uint64(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID)
+	var bounding uint64
 	if cfg.Agent != nil {
-		keep |= 1 << unix.CAP_KILL
+		// CAP_SETPCAP only so the agent can empty its own bounding set;
+		// it drops it right after.
+		keep |= 1<<unix.CAP_KILL | 1<<unix.CAP_SETPCAP
+		bounding = keep
+	}
+	if err := dropBounding(bounding); err != nil {
+		return 0, err
 	}
 	if err := setCapabilities(keep); err != nil {
 		return 0, err
@@ -306,37 +326,53 @@ func lookPath(name string, env []string) (string, error) {
 	return "", fmt.Errorf("%s: command not found", name)
 }
 
-// dropBounding empties the bounding and ambient sets. The one-shot init
-// does it on the calling thread only: the thread that forks the program, so
-// the program inherits empty sets, while the init's other threads have no
-// permitted, effective or inheritable capability (setCapabilities) and
-// never exec. The agent starts processes from any thread, so it drops them
-// on every thread (AllThreadsSyscall stops the world once per capability,
-// about a millisecond, paid once per long-lived sandbox).
-func dropBounding(everyThread bool) error {
+// dropBounding empties the bounding set (but for the capabilities in
+// keep) and the ambient set of the calling thread: the thread that forks
+// the program or execs the agent, whose sets the program or agent inherits.
+// The init's other threads have no permitted, effective or inheritable
+// capability (setCapabilities) and never exec. Doing this on every thread
+// (AllThreadsSyscall) would stop the world once per capability.
+func dropBounding(keep uint64) error {
 	last, err := lastCap()
 	if err != nil {
 		return err
 	}
-	prctl := func(option, arg uintptr) error {
-		if everyThread {
-			_, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, option, arg, 0)
-			if e != 0 {
-				return e
-			}
-			return nil
-		}
-		return unix.Prctl(int(option), arg, 0, 0, 0)
-	}
 	for c := 0; c <= last; c++ {
-		if err := prctl(unix.PR_CAPBSET_DROP, uintptr(c)); err != nil && err != unix.EINVAL {
+		if keep&(1<<c) != 0 {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop bounding capability %d: %w", c, err)
 		}
 	}
-	if err := prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL); err != nil {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
 		return fmt.Errorf("clear ambient capabilities: %w", err)
 	}
 	return nil
+}
+
+// execAgent replaces the init with the agent, executed from a descriptor
+// so its path need not exist inside the sandbox. Only the listening socket
+// survives the exec (every other descriptor is close-on-exec).
+func execAgent(a *AgentConfig) error {
+	if _, err := unix.FcntlInt(uintptr(a.ListenFD), unix.F_SETFD, 0); err != nil {
+		return fmt.Errorf("keep listener: %w", err)
+	}
+	argv, err := syscall.SlicePtrFromStrings([]string{AgentArg0})
+	if err != nil {
+		return err
+	}
+	env, err := syscall.SlicePtrFromStrings([]string{"GOMAXPROCS=2", AgentConfigEnv + "=" + string(a.Config)})
+	if err != nil {
+		return err
+	}
+	empty := []byte{0}
+	_, _, e := syscall.Syscall6(unix.SYS_EXECVEAT, uintptr(a.ExeFD), uintptr(unsafe.Pointer(&empty[0])),
+		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&env[0])), unix.AT_EMPTY_PATH, 0)
+	runtime.KeepAlive(argv)
+	runtime.KeepAlive(env)
+	runtime.KeepAlive(empty)
+	return fmt.Errorf("execveat: %w", e)
 }
 
 // setCapabilities sets the permitted and effective sets of every thread of

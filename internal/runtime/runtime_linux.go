@@ -21,6 +21,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
+	"github.com/soulbox-dev/soulbox/internal/initbin"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 	"github.com/soulbox-dev/soulbox/internal/seccomp"
@@ -31,9 +32,13 @@ type Config struct {
 	DataDir string       // e.g. /var/lib/soulbox
 	Logger  *slog.Logger // nil: discard
 	Max     limits.Limits
-	// Exe is the soulbox binary the init is started from; empty means
-	// /proc/self/exe.
+	// Exe is the binary the sandbox init is started from; empty means
+	// the small init embedded in this binary (see internal/initbin), or
+	// /proc/self/exe when none is embedded.
 	Exe string
+	// AgentExe is the soulbox binary long-lived sandboxes exec as their
+	// agent; empty means /proc/self/exe.
+	AgentExe string
 }
 
 // Runtime runs sandboxes. Create it with New.
@@ -61,7 +66,14 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Exe == "" {
-		cfg.Exe = "/proc/self/exe"
+		exe, err := installInit(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Exe = exe
+	}
+	if cfg.AgentExe == "" {
+		cfg.AgentExe = "/proc/self/exe"
 	}
 	if cfg.Max == (limits.Limits{}) {
 		cfg.Max = limits.Maximums()
@@ -103,3 +115,44 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 
 // CgroupVersion reports which cgroup hierarchy the runtime uses.
 func (r *Runtime) CgroupVersion() cgroup.Version { return r.cgroups.Version() }
+
+// installInit writes the embedded init binary (if any) under the data
+// directory once, read-only and root-owned, named by its hash, and returns
+// its path; without an embedded init it returns /proc/self/exe.
+func installInit(dataDir string) (string, error) {
+	if initbin.Binary == nil {
+		return "/proc/self/exe", nil
+	}
+	if len(initbin.Sum) < 16 {
+		return "", errors.New("install init: the embedded init has no checksum (build with make build)")
+	}
+	dir := filepath.Join(dataDir, "bin")
+	path := filepath.Join(dir, "soulbox-init-"+initbin.Sum[:16])
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(initbin.Binary)) {
+		return path, nil
+	}
+	// The sandbox's root (an unprivileged host uid) must traverse to exec it.
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	tmp, err := os.CreateTemp(dir, ".init-")
+	if err != nil {
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(initbin.Binary); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	if err := tmp.Chmod(0o555); err != nil {
+		tmp.Close()
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	return path, nil
+}

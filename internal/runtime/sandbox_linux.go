@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/soulbox-dev/soulbox/internal/agent/server"
 	"github.com/soulbox-dev/soulbox/internal/nsinit"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
@@ -69,7 +71,19 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		return nil, fmt.Errorf("agent socket: %w", err)
 	}
 	sb.files = append(sb.files, lf)
-	sb.cfg.Agent = &nsinit.AgentConfig{ListenFD: sb.passFD(lf), Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome}
+	exe, err := os.Open(r.cfg.AgentExe)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("open agent binary: %w", err)
+	}
+	sb.files = append(sb.files, exe)
+	listenFD := sb.passFD(lf)
+	agentCfg, err := json.Marshal(server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD, Config: agentCfg}
 	sb.cfg.Argv = nil
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
@@ -78,13 +92,20 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		return nil, err
 	}
 	defer devnull.Close()
+	// The agent's own diagnostics (not tenant output) go to a host-side log.
+	logf, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer logf.Close()
 	ctlParent, ctlChild, err := socketpair()
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	defer ctlParent.Close()
-	pid, pidfd, err := sb.spawn(devnull, devnull, devnull, ctlChild)
+	pid, pidfd, err := sb.spawn(devnull, logf, logf, ctlChild)
 	ctlChild.Close()
 	if err != nil {
 		os.RemoveAll(dir)

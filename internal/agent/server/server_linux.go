@@ -1,0 +1,193 @@
+// Package server is the agent of a long-lived sandbox: the process the
+// sandbox init execs as PID 1 once the sandbox is set up. It serves the
+// agent API (the envd-compatible process service) on a listening socket
+// inherited from the host, and is the sandbox's only reaper.
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"os/user"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/agent/process"
+	"github.com/soulbox-dev/soulbox/internal/rootfs"
+)
+
+// Arg0 is the argv[0] under which the soulbox binary runs as the agent.
+const Arg0 = "soulbox-agent"
+
+// ConfigEnv is the environment variable that carries the agent's Config
+// (JSON) from the init across the exec.
+const ConfigEnv = "SOULBOX_AGENT"
+
+// Config configures the agent.
+type Config struct {
+	ListenFD int      // an inherited listening socket whose path only the host sees
+	Env      []string // base environment of the processes it starts
+	Dir      string   // their default working directory
+}
+
+// Main runs the agent; it never returns.
+func Main() {
+	var cfg Config
+	if err := json.Unmarshal([]byte(os.Getenv(ConfigEnv)), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "soulbox-agent: bad configuration:", err)
+		os.Exit(2)
+	}
+	os.Unsetenv(ConfigEnv)
+	if err := serve(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "soulbox-agent:", err)
+	}
+	os.Exit(1)
+}
+
+// serve drops what the agent must not pass on and serves the agent API
+// until it fails; it returns only an error.
+func serve(cfg Config) error {
+	// The init kept CAP_SETUID, CAP_SETGID and CAP_KILL in its bounding set
+	// so they survive the exec; the agent starts processes from any of its
+	// threads, so it empties the bounding set on every one of them.
+	if err := dropBounding(); err != nil {
+		return err
+	}
+	if err := keepCapabilities(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID | 1<<unix.CAP_KILL); err != nil {
+		return err
+	}
+	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
+	go r.run()
+	procs := process.New(process.Config{
+		Env:    cfg.Env,
+		Dir:    cfg.Dir,
+		User:   lookupUser,
+		Waiter: r,
+	})
+	ln, err := net.FileListener(os.NewFile(uintptr(cfg.ListenFD), "agent"))
+	if err != nil {
+		return fmt.Errorf("listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(procs.Handler())
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over h2c
+	srv := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 30 * time.Second}
+	return srv.Serve(ln)
+}
+
+// keepCapabilities sets the permitted and effective sets of every thread
+// to keep and the inheritable set to empty (dropping CAP_SETPCAP, which the
+// init left only so that dropBounding could run).
+func keepCapabilities(keep uint64) error {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	data := [2]unix.CapUserData{
+		{Effective: uint32(keep), Permitted: uint32(keep)},
+		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32)},
+	}
+	_, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
+	runtime.KeepAlive(&hdr)
+	runtime.KeepAlive(&data)
+	if e != 0 {
+		return fmt.Errorf("capset: %w", e)
+	}
+	return nil
+}
+
+// dropBounding empties the bounding and ambient sets of every thread.
+func dropBounding() error {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return fmt.Errorf("read cap_last_cap: %w", err)
+	}
+	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("parse cap_last_cap: %w", err)
+	}
+	for c := 0; c <= last; c++ {
+		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 && e != unix.EINVAL {
+			return fmt.Errorf("drop bounding capability %d: %w", c, e)
+		}
+	}
+	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 {
+		return fmt.Errorf("clear ambient capabilities: %w", e)
+	}
+	return nil
+}
+
+// lookupUser maps a user name of the sandbox to the credentials and home
+// its processes run with, from the sandbox's own /etc/passwd.
+func lookupUser(name string) (process.User, error) {
+	if name == rootfs.UserName {
+		return process.User{Cred: &syscall.Credential{Uid: rootfs.UserUID, Gid: rootfs.UserGID, Groups: []uint32{}}, Home: rootfs.UserHome}, nil
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		return process.User{}, errors.New("no such user in the sandbox")
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return process.User{}, errors.New("the user has a non-numeric id")
+	}
+	return process.User{Cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, Home: u.HomeDir}, nil
+}
+
+// reaper is the only place the agent (PID 1) waits for children: it reaps
+// every child, including orphans re-parented to it, and hands each process
+// the service started its wait status.
+type reaper struct {
+	mu      sync.Mutex
+	waiters map[int]chan syscall.WaitStatus
+}
+
+var _ process.Waiter = (*reaper)(nil)
+
+// Launch implements process.Waiter. The lock is held across start, so a
+// child that exits at once is not mistaken for an orphan.
+func (r *reaper) Launch(start func() (int, error)) (func() syscall.WaitStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pid, err := start()
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan syscall.WaitStatus, 1)
+	r.waiters[pid] = ch
+	return func() syscall.WaitStatus { return <-ch }, nil
+}
+
+func (r *reaper) run() {
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, unix.SIGCHLD)
+	for range sigs {
+		for {
+			var ws unix.WaitStatus
+			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || pid <= 0 {
+				break
+			}
+			r.mu.Lock()
+			if ch, ok := r.waiters[pid]; ok {
+				ch <- syscall.WaitStatus(ws)
+				delete(r.waiters, pid)
+			}
+			r.mu.Unlock()
+		}
+	}
+}

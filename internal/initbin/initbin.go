@@ -1,0 +1,17 @@
+// Package initbin carries the small sandbox-init binary (cmd/soulbox-init)
+// inside the soulbox binary, so a release is still one file while every
+// sandbox start runs a small program instead of the whole soulbox binary
+// (Go start-up cost grows with binary size; see docs/ARCHITECTURE.md).
+//
+// `make build` builds cmd/soulbox-init into this directory (with its
+// SHA-256 in soulbox-init.sha256) and then
+// soulbox with the build tag soulbox_embedinit; without the tag (plain
+// `go build`, unit tests) Binary is nil and sandboxes run the soulbox
+// binary itself as their init, which behaves the same, only slower.
+package initbin
+
+// Binary is the embedded init, or nil when built without it.
+var Binary []byte
+
+// Sum is the hex SHA-256 of Binary, computed when it was built.
+var Sum string
