@@ -14,10 +14,10 @@ func TestHostilePrograms(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
 	cases := []struct {
-		name    string
-		flags   []string
-		cmd     []string
-		want    []string // acceptable statuses
+		name  string
+		flags []string
+		cmd   []string
+		want  []string // acceptable statuses
 		// maxWall bounds the whole run generously (slow emulated guests
 		// run this too): it catches a run that waits for a sleeping
 		// grandchild or ignores its limit, not slowness.
