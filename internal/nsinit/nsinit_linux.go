@@ -18,14 +18,14 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/soulbox-dev/soulbox/internal/caps"
+	"github.com/soulbox-dev/soulbox/internal/execpath"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
 
@@ -193,7 +193,7 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 	}
 	var path string
 	if cfg.Agent == nil {
-		p, err := lookPath(cfg.Argv[0], cfg.Env)
+		p, err := execpath.Look(cfg.Argv[0], cfg.Env)
 		if err != nil {
 			return 0, startError{err}
 		}
@@ -205,18 +205,24 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 	// bounding set across the exec (root's permitted set after exec is its
 	// bounding set, cut to the old permitted set by no_new_privs), and the
 	// agent then empties the bounding set on all its threads.
-	keep := uint64(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID)
-	var bounding uint64
+	//
+	// The bounding set is dropped on this thread only: the thread that
+	// forks the program or execs the agent, whose sets they inherit. The
+	// init's other threads keep no permitted, effective or inheritable
+	// capability (caps.Set) and never exec, so dropping theirs (a stop of
+	// the world per capability) would buy nothing on this hot path.
+	keep := caps.Of(unix.CAP_SETUID, unix.CAP_SETGID)
+	var bounding caps.Mask
 	if cfg.Agent != nil {
 		// CAP_SETPCAP only so the agent can empty its own bounding set;
 		// it drops it right after.
-		keep |= 1<<unix.CAP_KILL | 1<<unix.CAP_SETPCAP
+		keep |= caps.Of(unix.CAP_KILL, unix.CAP_SETPCAP)
 		bounding = keep
 	}
-	if err := dropBounding(bounding); err != nil {
+	if err := caps.DropBounding(bounding, false); err != nil {
 		return 0, err
 	}
-	if err := setCapabilities(keep); err != nil {
+	if err := caps.Set(keep); err != nil {
 		return 0, err
 	}
 	// no_new_privs on this thread; installing the filter with TSYNC sets
@@ -251,7 +257,7 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 		return 0, startError{fmt.Errorf("start %s: %w", cfg.Argv[0], err)}
 	}
 	tr.mark("spawn")
-	if err := setCapabilities(0); err != nil {
+	if err := caps.Set(0); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
 	}
@@ -303,54 +309,6 @@ func diskFull() bool {
 	return st.Bavail == 0
 }
 
-func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	pathEnv := "/usr/local/bin:/usr/bin:/bin"
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathEnv = v
-		}
-	}
-	for _, dir := range strings.Split(pathEnv, ":") {
-		if dir == "" {
-			dir = "."
-		}
-		p := dir + "/" + name
-		var st unix.Stat_t
-		if unix.Stat(p, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: command not found", name)
-}
-
-// dropBounding empties the bounding set (but for the capabilities in
-// keep) and the ambient set of the calling thread: the thread that forks
-// the program or execs the agent, whose sets the program or agent inherits.
-// The init's other threads have no permitted, effective or inheritable
-// capability (setCapabilities) and never exec. Doing this on every thread
-// (AllThreadsSyscall) would stop the world once per capability.
-func dropBounding(keep uint64) error {
-	last, err := lastCap()
-	if err != nil {
-		return err
-	}
-	for c := 0; c <= last; c++ {
-		if keep&(1<<c) != 0 {
-			continue
-		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
-			return fmt.Errorf("drop bounding capability %d: %w", c, err)
-		}
-	}
-	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
-		return fmt.Errorf("clear ambient capabilities: %w", err)
-	}
-	return nil
-}
-
 // execAgent replaces the init with the agent, executed from a descriptor
 // so its path need not exist inside the sandbox. Only the listening socket
 // survives the exec (every other descriptor is close-on-exec).
@@ -373,33 +331,4 @@ func execAgent(a *AgentConfig) error {
 	runtime.KeepAlive(env)
 	runtime.KeepAlive(empty)
 	return fmt.Errorf("execveat: %w", e)
-}
-
-// setCapabilities sets the permitted and effective sets of every thread of
-// the init to keep, and the inheritable set to empty.
-func setCapabilities(keep uint64) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	data := [2]unix.CapUserData{
-		{Effective: uint32(keep), Permitted: uint32(keep)},
-		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32)},
-	}
-	_, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
-	runtime.KeepAlive(&hdr)
-	runtime.KeepAlive(&data)
-	if e != 0 {
-		return fmt.Errorf("capset: %w", e)
-	}
-	return nil
-}
-
-func lastCap() (int, error) {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return 0, fmt.Errorf("read cap_last_cap: %w", err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return 0, fmt.Errorf("parse cap_last_cap: %w", err)
-	}
-	return n, nil
 }

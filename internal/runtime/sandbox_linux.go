@@ -57,30 +57,31 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("sandbox dir: %w", err)
 	}
+	defer func() {
+		if retErr != nil {
+			os.RemoveAll(dir)
+		}
+	}()
 	sock := filepath.Join(dir, "agent.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("agent socket: %w", err)
 	}
 	ln.SetUnlinkOnClose(false)
 	lf, err := ln.File()
 	ln.Close()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("agent socket: %w", err)
 	}
 	sb.files = append(sb.files, lf)
 	exe, err := os.Open(r.cfg.AgentExe)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("open agent binary: %w", err)
 	}
 	sb.files = append(sb.files, exe)
 	listenFD := sb.passFD(lf)
 	agentCfg, err := json.Marshal(server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome})
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD, Config: agentCfg}
@@ -88,27 +89,23 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	defer devnull.Close()
 	// The agent's own diagnostics (not tenant output) go to a host-side log.
 	logf, err := os.OpenFile(filepath.Join(dir, "agent.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	defer logf.Close()
 	ctlParent, ctlChild, err := socketpair()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	defer ctlParent.Close()
 	pid, pidfd, err := sb.spawn(devnull, logf, logf, ctlChild)
 	ctlChild.Close()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	box := &Sandbox{ID: sb.id, socket: sock, sb: sb, pidfd: pidfd, done: make(chan struct{})}

@@ -6,8 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/creack/pty"
 
 	pb "github.com/soulbox-dev/soulbox/api/gen/process"
+	"github.com/soulbox-dev/soulbox/internal/execpath"
 )
 
 // drainGrace is how long output is still read after the process exits,
@@ -43,7 +42,7 @@ type proc struct {
 // spawn starts the process described by req.
 func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *syscall.Credential, outputLimit int) (*proc, error) {
 	cfg := req.GetProcess()
-	path, err := lookPath(cfg.GetCmd(), env)
+	path, err := execpath.Look(cfg.GetCmd(), env)
 	if err != nil {
 		return nil, err
 	}
@@ -114,30 +113,6 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 	cmd.Process.Release()
 	go p.wait(wait, readers)
 	return p, nil
-}
-
-// lookPath finds name on the PATH of the process's environment (not the
-// agent's own, which has none).
-func lookPath(name string, env []string) (string, error) {
-	if strings.Contains(name, "/") {
-		return name, nil
-	}
-	pathEnv := "/usr/local/bin:/usr/bin:/bin"
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
-			pathEnv = v
-		}
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s: command not found", name)
 }
 
 func closeAll(files ...*os.File) {

@@ -13,17 +13,15 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/agent/process"
+	"github.com/soulbox-dev/soulbox/internal/caps"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
 
@@ -61,10 +59,11 @@ func serve(cfg Config) error {
 	// The init kept CAP_SETUID, CAP_SETGID and CAP_KILL in its bounding set
 	// so they survive the exec; the agent starts processes from any of its
 	// threads, so it empties the bounding set on every one of them.
-	if err := dropBounding(); err != nil {
+	if err := caps.DropBounding(0, true); err != nil {
 		return err
 	}
-	if err := keepCapabilities(1<<unix.CAP_SETUID | 1<<unix.CAP_SETGID | 1<<unix.CAP_KILL); err != nil {
+	// CAP_SETPCAP was left by the init only for the line above.
+	if err := caps.Set(caps.Of(unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_KILL)); err != nil {
 		return err
 	}
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
@@ -86,45 +85,6 @@ func serve(cfg Config) error {
 	protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over h2c
 	srv := &http.Server{Handler: mux, Protocols: &protocols, ReadHeaderTimeout: 30 * time.Second}
 	return srv.Serve(ln)
-}
-
-// keepCapabilities sets the permitted and effective sets of every thread
-// to keep and the inheritable set to empty (dropping CAP_SETPCAP, which the
-// init left only so that dropBounding could run).
-func keepCapabilities(keep uint64) error {
-	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
-	data := [2]unix.CapUserData{
-		{Effective: uint32(keep), Permitted: uint32(keep)},
-		{Effective: uint32(keep >> 32), Permitted: uint32(keep >> 32)},
-	}
-	_, _, e := syscall.AllThreadsSyscall(unix.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0)
-	runtime.KeepAlive(&hdr)
-	runtime.KeepAlive(&data)
-	if e != 0 {
-		return fmt.Errorf("capset: %w", e)
-	}
-	return nil
-}
-
-// dropBounding empties the bounding and ambient sets of every thread.
-func dropBounding() error {
-	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
-	if err != nil {
-		return fmt.Errorf("read cap_last_cap: %w", err)
-	}
-	last, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		return fmt.Errorf("parse cap_last_cap: %w", err)
-	}
-	for c := 0; c <= last; c++ {
-		if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0); e != 0 && e != unix.EINVAL {
-			return fmt.Errorf("drop bounding capability %d: %w", c, e)
-		}
-	}
-	if _, _, e := syscall.AllThreadsSyscall(unix.SYS_PRCTL, unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0); e != 0 {
-		return fmt.Errorf("clear ambient capabilities: %w", e)
-	}
-	return nil
 }
 
 // lookupUser maps a user name of the sandbox to the credentials and home
