@@ -44,14 +44,15 @@ test:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	cd sdk/go && $(GO) vet ./...
 
-# api/gen is generated from api/proto and committed; proto-check fails if
+# sdk/go/envd is generated from api/proto and committed; proto-check fails if
 # it is stale or was edited by hand.
 proto:
 	scripts/gen-proto.sh
 
 proto-check:
-	@tmp=$$(mktemp -d); scripts/gen-proto.sh $$tmp && diff -r $$tmp api/gen && rm -rf $$tmp && echo "api/gen is up to date"
+	@tmp=$$(mktemp -d); scripts/gen-proto.sh $$tmp && diff -r $$tmp sdk/go/envd && rm -rf $$tmp && echo "sdk/go/envd is up to date"
 
 $(GOLANGCI):
 	GOBIN=$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)
@@ -59,9 +60,11 @@ $(GOLANGCI):
 
 lint: $(GOLANGCI)
 	$(GOLANGCI) run ./...
+	cd sdk/go && $(GOLANGCI) run --config ../../.golangci.yml ./...
 
 test-unit:
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test)
+	cd sdk/go && $(GO) test -count=1 ./...
 
 test-e2e:
 	$(GO) test -count=1 -timeout 20m ./test/...

@@ -7,10 +7,10 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/soulbox-dev/soulbox/api/gen/filesystem"
-	"github.com/soulbox-dev/soulbox/api/gen/filesystem/filesystemconnect"
-	"github.com/soulbox-dev/soulbox/api/gen/process"
-	"github.com/soulbox-dev/soulbox/api/gen/process/processconnect"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/filesystem"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/filesystem/filesystemconnect"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/process"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
 
 func TestProcedurePaths(t *testing.T) {

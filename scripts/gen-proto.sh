@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Generates Go code from api/proto into api/gen (or into $1, for the
+# Generates Go code from api/proto into sdk/go/envd (or into $1, for the
 # regenerate-and-diff check). Installs pinned tools if missing: protoc from
 # Debian's protobuf-compiler, protoc-gen-go and protoc-gen-connect-go from
 # the Go module proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-api/gen}
+OUT=${1:-sdk/go/envd}
 PROTOC_GEN_GO=v1.36.12
 PROTOC_GEN_CONNECT_GO=v1.21.1
 TOOLS=$(go env GOPATH)/soulbox-tools
@@ -20,7 +20,7 @@ fi
   GOBIN=$TOOLS/protoc-gen-connect-go-$PROTOC_GEN_CONNECT_GO go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO
 
 mkdir -p "$OUT"
-MOD=github.com/soulbox-dev/soulbox/api/gen
+MOD=github.com/soulbox-dev/soulbox/sdk/go/envd
 for p in process filesystem; do
   protoc -I api/proto -I /usr/include \
     --go_out="$OUT" --go_opt=module=$MOD \

@@ -11,8 +11,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	pb "github.com/soulbox-dev/soulbox/api/gen/process"
-	"github.com/soulbox-dev/soulbox/api/gen/process/processconnect"
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/creack/pty"
 
-	pb "github.com/soulbox-dev/soulbox/api/gen/process"
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 	"github.com/soulbox-dev/soulbox/internal/execpath"
 )
 

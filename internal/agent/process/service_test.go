@@ -13,8 +13,8 @@ import (
 
 	"connectrpc.com/connect"
 
-	pb "github.com/soulbox-dev/soulbox/api/gen/process"
-	"github.com/soulbox-dev/soulbox/api/gen/process/processconnect"
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
 
 func newClient(t *testing.T, cfg Config) (processconnect.ProcessClient, *Service) {

@@ -14,7 +14,7 @@ import (
 	connect "connectrpc.com/connect"
 	context "context"
 	errors "errors"
-	process "github.com/soulbox-dev/soulbox/api/gen/process"
+	process "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 	http "net/http"
 	strings "strings"
 )

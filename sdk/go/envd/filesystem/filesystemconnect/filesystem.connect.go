@@ -13,7 +13,7 @@ import (
 	connect "connectrpc.com/connect"
 	context "context"
 	errors "errors"
-	filesystem "github.com/soulbox-dev/soulbox/api/gen/filesystem"
+	filesystem "github.com/soulbox-dev/soulbox/sdk/go/envd/filesystem"
 	http "net/http"
 	strings "strings"
 )
