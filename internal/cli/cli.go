@@ -68,7 +68,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd())
+	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd(), newServeCmd())
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK

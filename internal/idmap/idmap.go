@@ -79,7 +79,7 @@ func (a Allocator) Reacquire(slot int) (*Range, error) {
 
 func (a Allocator) tryLock(slot int) (*Range, error) {
 	name := filepath.Join(a.Dir, strconv.Itoa(slot))
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	f, err := os.OpenFile(name, os.O_RDONLY|os.O_CREATE|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("idmap: open slot %d: %w", slot, err)
 	}

@@ -66,6 +66,9 @@ type Config struct {
 type AgentConfig struct {
 	ExeFD    int             // the agent's executable (the soulbox binary), executed with execveat
 	ListenFD int             // the agent's listening socket, kept open across the exec
+	// KeepFDs are also kept open across the exec: the uid-range lock,
+	// which must be held for as long as the sandbox lives.
+	KeepFDs []int
 	Config   json.RawMessage // the agent's own configuration, passed through
 }
 
@@ -311,10 +314,12 @@ func diskFull() bool {
 
 // execAgent replaces the init with the agent, executed from a descriptor
 // so its path need not exist inside the sandbox. Only the listening socket
-// survives the exec (every other descriptor is close-on-exec).
+// and KeepFDs survive the exec (every other descriptor is close-on-exec).
 func execAgent(a *AgentConfig) error {
-	if _, err := unix.FcntlInt(uintptr(a.ListenFD), unix.F_SETFD, 0); err != nil {
-		return fmt.Errorf("keep listener: %w", err)
+	for _, fd := range append([]int{a.ListenFD}, a.KeepFDs...) {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keep descriptor %d: %w", fd, err)
+		}
 	}
 	argv, err := syscall.SlicePtrFromStrings([]string{AgentArg0})
 	if err != nil {

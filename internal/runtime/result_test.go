@@ -132,11 +132,13 @@ func countRunesByteWise(b []byte) int {
 }
 
 func TestCgroupNameSlot(t *testing.T) {
-	name := cgroupName(42, "abc123")
-	if slot, ok := slotOf(name); !ok || slot != 42 {
-		t.Errorf("slotOf(%q) = %d, %v", name, slot, ok)
+	for _, prefix := range []string{runPrefix, sandboxPrefix} {
+		name := cgroupName(prefix, 42, "abc123")
+		if p, slot, id, ok := parseCgroupName(name); !ok || p != prefix || slot != 42 || id != "abc123" {
+			t.Errorf("parseCgroupName(%q) = %q, %d, %q, %v", name, p, slot, id, ok)
+		}
 	}
-	for _, bad := range []string{"run-x-1", "other-1-2", "run-5"} {
+	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "sbx-5-", "sbx-"} {
 		if _, ok := slotOf(bad); ok {
 			t.Errorf("slotOf(%q) accepted", bad)
 		}

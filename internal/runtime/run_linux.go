@@ -125,7 +125,7 @@ func (sb *sandbox) prepare() error {
 	}
 	l := sb.spec.Limits
 	// The init is one more process; tenant code gets the full pids limit.
-	sb.cg, err = sb.rt.cgroups.Create(cgroupName(sb.ids.Slot, sb.id), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+	sb.cg, err = sb.rt.cgroups.Create(cgroupName(sb.cgroupPrefix(), sb.ids.Slot, sb.id), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
@@ -178,6 +178,13 @@ func (sb *sandbox) prepare() error {
 		CgroupTasks: sb.cgroupTasks,
 	}
 	return nil
+}
+
+func (sb *sandbox) cgroupPrefix() string {
+	if sb.keepAlive {
+		return sandboxPrefix
+	}
+	return runPrefix
 }
 
 // passFD records f to be inherited by the init and returns its number there.
@@ -431,7 +438,11 @@ func (sb *sandbox) spawn(stdin, stdout, stderr, ctl *os.File) (pid, pidfd int, e
 		Credential: &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}},
 		PidFD:      new(int),
 	}
-	if !sb.keepAlive {
+	if sb.keepAlive {
+		// Its own session: a terminal's signals to the daemon's process
+		// group (Ctrl-C) must not reach a sandbox that outlives it.
+		sysAttr.Setsid = true
+	} else {
 		sysAttr.Pdeathsig = unix.SIGKILL
 	}
 	if len(sb.cgroupTasks) == 0 {

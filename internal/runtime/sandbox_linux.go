@@ -29,9 +29,15 @@ type Sandbox struct {
 
 	sb       *sandbox
 	pidfd    int
+	handle   Handle
 	done     chan struct{} // closed when the init has exited
 	killOnce sync.Once
 	killErr  error
+
+	clients [2]struct {
+		once sync.Once
+		c    *http.Client
+	}
 }
 
 // Start creates a long-lived sandbox with the spec's limits; Argv, Stdin,
@@ -84,7 +90,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	if err != nil {
 		return nil, err
 	}
-	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD, Config: agentCfg}
+	// The uid-range lock (the first passed descriptor) goes on into the
+	// agent, so the range stays reserved for the sandbox's whole life.
+	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD, KeepFDs: []int{nsinit.ControlFD + 1}, Config: agentCfg}
 	sb.cfg.Argv = nil
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
@@ -108,7 +116,13 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	if err != nil {
 		return nil, err
 	}
-	box := &Sandbox{ID: sb.id, socket: sock, sb: sb, pidfd: pidfd, done: make(chan struct{})}
+	box := &Sandbox{ID: sb.id, socket: sock, sb: sb, pidfd: pidfd, done: make(chan struct{}),
+		handle: Handle{ID: sb.id, Slot: sb.ids.Slot, Pid: pid}}
+	// The init is our child and has not been reaped, so pid is still it.
+	if box.handle.StartTime, err = startTime(pid); err != nil {
+		box.Kill()
+		return nil, fmt.Errorf("sandbox start time: %w", err)
+	}
 	go func() {
 		reap(pid)
 		close(box.done)
@@ -144,16 +158,27 @@ func (b *Sandbox) Dial(ctx context.Context) (net.Conn, error) {
 
 // HTTPClient returns a client whose every request goes to the agent,
 // over HTTP/1.1 or unencrypted HTTP/2 (for gRPC); use any host in URLs.
+// The client (and its connection pool) is made once per sandbox.
 func (b *Sandbox) HTTPClient(h2c bool) *http.Client {
-	t := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return b.Dial(ctx) },
-	}
+	i := 0
 	if h2c {
-		var p http.Protocols
-		p.SetUnencryptedHTTP2(true)
-		t.Protocols = &p
+		i = 1
 	}
-	return &http.Client{Transport: t}
+	c := &b.clients[i]
+	c.once.Do(func() {
+		t := &http.Transport{
+			DialContext:         func(ctx context.Context, _, _ string) (net.Conn, error) { return b.Dial(ctx) },
+			MaxIdleConnsPerHost: 64,
+			IdleConnTimeout:     30 * time.Second,
+		}
+		if h2c {
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			t.Protocols = &p
+		}
+		c.c = &http.Client{Transport: t}
+	})
+	return c.c
 }
 
 // Done is closed when the sandbox's init has exited.
@@ -166,12 +191,20 @@ func (b *Sandbox) Kill() error {
 		if err := unix.PidfdSendSignal(b.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			b.killErr = fmt.Errorf("kill sandbox %s: %w", b.ID, err)
 		}
+		// A frozen (paused) init would not act on the signal until thawed.
+		b.sb.cg.Thaw()
 		select {
 		case <-b.done:
 		case <-time.After(10 * time.Second):
 			b.killErr = errors.Join(b.killErr, fmt.Errorf("sandbox %s did not exit", b.ID))
 		}
 		unix.Close(b.pidfd)
+		for i := range b.clients {
+			b.clients[i].once.Do(func() {})
+			if c := b.clients[i].c; c != nil {
+				c.CloseIdleConnections()
+			}
+		}
 		b.sb.release()
 		if err := os.RemoveAll(filepath.Dir(b.socket)); err != nil {
 			b.killErr = errors.Join(b.killErr, err)

@@ -11,23 +11,39 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cgroupName ties a run's cgroup to its uid slot, so that a cgroup left
-// behind by a runner that died can be recognised as stale: its slot is free.
-func cgroupName(slot int, id string) string {
-	return "run-" + strconv.Itoa(slot) + "-" + id
+// Cgroup name prefixes: one-shot runs and long-lived sandboxes.
+const (
+	runPrefix     = "run-"
+	sandboxPrefix = "sbx-"
+)
+
+// cgroupName ties a sandbox's cgroup to its uid slot, so that a cgroup
+// left behind by a sandbox that died can be recognised as stale: its slot
+// is free.
+func cgroupName(prefix string, slot int, id string) string {
+	return prefix + strconv.Itoa(slot) + "-" + id
+}
+
+// parseCgroupName splits a name made by cgroupName.
+func parseCgroupName(name string) (prefix string, slot int, id string, ok bool) {
+	for _, p := range []string{runPrefix, sandboxPrefix} {
+		rest, found := strings.CutPrefix(name, p)
+		if !found {
+			continue
+		}
+		n, id, found := strings.Cut(rest, "-")
+		if !found || id == "" {
+			return "", 0, "", false
+		}
+		slot, err := strconv.Atoi(n)
+		return p, slot, id, err == nil
+	}
+	return "", 0, "", false
 }
 
 func slotOf(name string) (int, bool) {
-	rest, ok := strings.CutPrefix(name, "run-")
-	if !ok {
-		return 0, false
-	}
-	n, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
-	}
-	slot, err := strconv.Atoi(n)
-	return slot, err == nil
+	_, slot, _, ok := parseCgroupName(name)
+	return slot, ok
 }
 
 // sweep removes cgroups of runs whose runner died before releasing them

@@ -44,6 +44,12 @@ var migrations = []string{
 		created_at  INTEGER NOT NULL,
 		revoked_at  INTEGER
 	) STRICT`,
+	// 2: live sandboxes; the sandbox manager owns the record's shape.
+	`CREATE TABLE sandboxes (
+		id          TEXT PRIMARY KEY,
+		team        TEXT NOT NULL,
+		record      TEXT NOT NULL
+	) STRICT`,
 }
 
 // Open opens (creating if needed) the database in dataDir and migrates its

@@ -121,3 +121,34 @@ func TestConcurrentWriters(t *testing.T) {
 		t.Fatalf("%d keys, want 40", len(keys))
 	}
 }
+
+func TestSandboxRecords(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.PutSandbox(ctx, SandboxRecord{ID: "a", Team: "t1", Record: []byte(`{"v":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSandbox(ctx, SandboxRecord{ID: "a", Team: "t1", Record: []byte(`{"v":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSandbox(ctx, SandboxRecord{ID: "b", Team: "t2", Record: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.ListSandboxes(ctx)
+	if err != nil || len(all) != 2 || string(all[0].Record) != `{"v":2}` || all[1].Team != "t2" {
+		t.Fatalf("ListSandboxes = %+v, %v", all, err)
+	}
+	if err := s.DeleteSandbox(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteSandbox(ctx, "a"); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+	if all, _ := s.ListSandboxes(ctx); len(all) != 1 || all[0].ID != "b" {
+		t.Fatalf("after delete: %+v", all)
+	}
+}

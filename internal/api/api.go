@@ -1,0 +1,135 @@
+// Package api is the daemon's HTTP surface on one listener: the control
+// plane (REST/JSON in the shape of E2B's API, authenticated by API key),
+// the data plane (requests for a sandbox's agent, addressed by the
+// E2b-Sandbox-Id header or a <port>-<id>.<domain> host name and
+// authenticated by the sandbox's access token or a signed URL, forwarded
+// over HTTP/1.1 or h2c), the OpenAPI document and the health check.
+//
+// Every error answer is JSON {"code": <status>, "message": "..."}; the
+// mapping from internal errors to status codes is in one place (errors.go).
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/soulbox-dev/soulbox/internal/sandbox"
+	"github.com/soulbox-dev/soulbox/internal/store"
+)
+
+// AgentPort is the port the E2B SDKs address the in-sandbox agent (envd) on.
+const AgentPort = 49983
+
+// EnvdVersion is the envd protocol version the agent implements, reported
+// to the SDKs, which enable features by it.
+const EnvdVersion = "0.5.7"
+
+// maxJSONBody caps control-plane request bodies.
+const maxJSONBody = 1 << 20
+
+// Config configures the API.
+type Config struct {
+	Manager *sandbox.Manager
+	Store   *store.Store
+	Logger  *slog.Logger
+	// Domain, if set, is reported to clients and routes requests whose
+	// Host is <port>-<sandboxID>.<Domain> to that sandbox.
+	Domain string
+	Now    func() time.Time // nil: time.Now
+}
+
+// Server is the HTTP handler of the daemon.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	control *http.ServeMux
+	metrics cpuSampler
+}
+
+// New returns the daemon's handler.
+func New(cfg Config) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux()}
+	s.routes()
+	return s
+}
+
+// ServeHTTP sends data-plane requests to their sandbox and the rest to
+// the control plane.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, port, ok := s.dataPlaneTarget(r); ok {
+		s.proxy(w, r, id, port)
+		return
+	}
+	s.control.ServeHTTP(w, r)
+}
+
+func (s *Server) routes() {
+	m := s.control
+	m.HandleFunc("GET /health", s.health)
+	m.HandleFunc("GET /openapi.json", serveOpenAPI)
+	m.HandleFunc("POST /sandboxes", s.auth(s.create))
+	m.HandleFunc("POST /v2/sandboxes", s.auth(s.create))
+	m.HandleFunc("GET /sandboxes", s.auth(s.listV1))
+	m.HandleFunc("GET /v2/sandboxes", s.auth(s.listV2))
+	m.HandleFunc("GET /sandboxes/{id}", s.auth(s.get))
+	m.HandleFunc("DELETE /sandboxes/{id}", s.auth(s.kill))
+	m.HandleFunc("POST /sandboxes/{id}/timeout", s.auth(s.setTimeout))
+	m.HandleFunc("POST /sandboxes/{id}/pause", s.auth(s.pause))
+	m.HandleFunc("POST /sandboxes/{id}/resume", s.auth(s.resume))
+	m.HandleFunc("POST /sandboxes/{id}/connect", s.auth(s.connect))
+	m.HandleFunc("POST /v2/sandboxes/{id}/connect", s.auth(s.connect))
+	m.HandleFunc("GET /sandboxes/{id}/metrics", s.auth(s.sandboxMetrics))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "sandboxes": s.cfg.Manager.Count()})
+}
+
+type teamKey struct{}
+
+// auth admits requests carrying a valid API key (X-API-Key, or
+// Authorization: Bearer) and passes the key's team on.
+func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		key := r.Header.Get("X-API-Key")
+		if key == "" {
+			if v, ok := cutPrefixFold(r.Header.Get("Authorization"), "Bearer "); ok {
+				key = v
+			}
+		}
+		if key == "" {
+			writeError(w, http.StatusUnauthorized, "missing API key: send it in the X-API-Key header")
+			return
+		}
+		k, err := s.cfg.Store.AuthenticateAPIKey(r.Context(), key)
+		if err != nil {
+			s.writeErr(w, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), teamKey{}, k.Team)))
+	}
+}
+
+func teamOf(r *http.Request) string {
+	t, _ := r.Context().Value(teamKey{}).(string)
+	return t
+}
+
+func cutPrefixFold(s, prefix string) (string, bool) {
+	if len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix) {
+		return s[len(prefix):], true
+	}
+	return "", false
+}

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/sandbox"
+	"github.com/soulbox-dev/soulbox/internal/store"
+)
+
+// apiError is the body of every error answer, in E2B's shape: the SDKs
+// read "code" (404: not found, 409: conflict) and show "message".
+type apiError struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Code: status, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// statusOf maps an error to its HTTP status: the one place where
+// internal errors become status codes.
+func statusOf(err error) int {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, store.ErrUnauthorized), errors.Is(err, errUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, sandbox.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, sandbox.ErrConflict):
+		return http.StatusConflict
+	case errors.As(err, &mbe):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest):
+		return http.StatusBadRequest
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+var (
+	errBadRequest   = errors.New("bad request")
+	errUnauthorized = errors.New("unauthorized")
+)
+
+// writeErr answers with err's status; internal errors are logged and
+// answered without their details' being lost to the operator.
+func (s *Server) writeErr(w http.ResponseWriter, err error) {
+	status := statusOf(err)
+	if status >= 500 {
+		s.log.Error("request failed", "err", err)
+	}
+	writeError(w, status, err.Error())
+}

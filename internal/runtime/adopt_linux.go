@@ -1,0 +1,221 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/cgroup"
+)
+
+// Handle identifies a live long-lived sandbox to another process: the
+// daemon records it and, after a restart, adopts the sandbox with it.
+type Handle struct {
+	ID   string `json:"id"`
+	Slot int    `json:"slot"` // uid-range slot (also in the cgroup's name)
+	Pid  int    `json:"pid"`  // the sandbox's PID 1 (the agent), in the host's pid namespace
+	// StartTime is the init's start time in clock ticks since boot
+	// (/proc/PID/stat field 22): with Pid it names one process, never a
+	// later process that reused the pid.
+	StartTime uint64 `json:"start_time"`
+}
+
+// Handle returns what a later process needs to adopt the sandbox.
+func (b *Sandbox) Handle() Handle { return b.handle }
+
+// ErrGone is returned by Adopt when the sandbox no longer exists.
+var ErrGone = errors.New("sandbox is gone")
+
+// Adopt takes over a live sandbox started by another process (an earlier
+// daemon). It verifies that the recorded process is still the sandbox's
+// init (same start time, inside the sandbox's cgroup) and that its agent
+// socket exists; otherwise it returns ErrGone.
+func (r *Runtime) Adopt(h Handle) (*Sandbox, error) {
+	if err := validID(h.ID); err != nil || h.Pid <= 1 {
+		return nil, fmt.Errorf("%w: bad handle", ErrGone)
+	}
+	name := cgroupName(sandboxPrefix, h.Slot, h.ID)
+	cg, err := r.cgroups.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: cgroup %s: %v", ErrGone, name, err)
+	}
+	pidfd, err := unix.PidfdOpen(h.Pid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: pid %d: %v", ErrGone, h.Pid, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(pidfd)
+		}
+	}()
+	// The pidfd pins the process: checks made after opening it are about
+	// the same process the pidfd signals.
+	if st, err := startTime(h.Pid); err != nil || st != h.StartTime {
+		return nil, fmt.Errorf("%w: pid %d is another process", ErrGone, h.Pid)
+	}
+	procs, err := cg.Procs()
+	if err != nil || !slices.Contains(procs, h.Pid) {
+		return nil, fmt.Errorf("%w: pid %d is not in cgroup %s", ErrGone, h.Pid, name)
+	}
+	sock := filepath.Join(r.cfg.DataDir, "sandboxes", h.ID, "agent.sock")
+	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("%w: no agent socket", ErrGone)
+	}
+	sb := &sandbox{rt: r, id: h.ID, cg: cg, keepAlive: true, released: false}
+	box := &Sandbox{ID: h.ID, socket: sock, sb: sb, pidfd: pidfd, handle: h, done: make(chan struct{})}
+	go func() {
+		// Not our child: the exit is seen through the pidfd, and whoever
+		// the init was re-parented to reaps it.
+		waitPidfd(pidfd)
+		close(box.done)
+	}()
+	ok = true
+	return box, nil
+}
+
+func waitPidfd(pidfd int) {
+	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n > 0 {
+			return
+		}
+	}
+}
+
+// startTime reads field 22 of /proc/PID/stat.
+func startTime(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces and parentheses.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, errors.New("malformed stat")
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	// fields[0] is field 3 (state), so field 22 is fields[19].
+	if len(fields) < 20 {
+		return 0, errors.New("malformed stat")
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+func validID(id string) error {
+	if id == "" || len(id) > 64 {
+		return errors.New("bad id")
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return errors.New("bad id")
+		}
+	}
+	return nil
+}
+
+// Pause freezes every process of the sandbox (they use no CPU until
+// Resume).
+func (b *Sandbox) Pause() error { return b.sb.cg.Freeze() }
+
+// Resume thaws a paused sandbox.
+func (b *Sandbox) Resume() error { return b.sb.cg.Thaw() }
+
+// Usage is a sandbox's resource use.
+type Usage struct {
+	cgroup.Stats
+	DiskUsed, DiskTotal int64 // the writable layer, in bytes
+}
+
+// Usage reads the sandbox's cgroup counters and its writable layer's use.
+func (b *Sandbox) Usage() (Usage, error) {
+	st, err := b.sb.cg.Stats()
+	if err != nil {
+		return Usage{}, err
+	}
+	u := Usage{Stats: st}
+	// statfs only: the path is the init's root, which the kernel resolves
+	// without following anything the tenant controls.
+	var fs unix.Statfs_t
+	if unix.Statfs("/proc/"+strconv.Itoa(b.handle.Pid)+"/root", &fs) == nil {
+		u.DiskTotal = int64(fs.Blocks) * fs.Bsize
+		u.DiskUsed = int64(fs.Blocks-fs.Bfree) * fs.Bsize
+	}
+	return u, nil
+}
+
+// LiveSandboxes lists the long-lived sandboxes alive on this host (their
+// cgroups exist and their uid slot is held), whoever started them. Pid
+// and StartTime are not filled in.
+func (r *Runtime) LiveSandboxes() ([]Handle, error) {
+	names, err := r.cgroups.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []Handle
+	for _, name := range names {
+		prefix, slot, id, ok := parseCgroupName(name)
+		if !ok || prefix != sandboxPrefix {
+			continue
+		}
+		held, err := r.ids.Reacquire(slot)
+		if err == nil {
+			held.Close() // dead: the next sweep removes it
+			continue
+		}
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			out = append(out, Handle{ID: id, Slot: slot})
+		}
+	}
+	return out, nil
+}
+
+// Destroy ends a long-lived sandbox known only by its id and slot (an
+// orphan: alive, but with no record) and removes what it leaves behind.
+func (r *Runtime) Destroy(ctx context.Context, h Handle) error {
+	if err := validID(h.ID); err != nil {
+		return err
+	}
+	cg, err := r.cgroups.Open(cgroupName(sandboxPrefix, h.Slot, h.ID))
+	if err != nil {
+		return err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	// Destroy kills everything inside (thawing a frozen cgroup) first.
+	errs := []error{cg.Destroy(dctx)}
+	errs = append(errs, os.RemoveAll(filepath.Join(r.cfg.DataDir, "sandboxes", h.ID)))
+	return errors.Join(errs...)
+}
+
+// RemoveStaleDirs removes sandbox directories under the data dir whose id
+// is not in keep (what a sandbox that died while no daemon ran left).
+func (r *Runtime) RemoveStaleDirs(keep func(id string) bool) error {
+	dir := filepath.Join(r.cfg.DataDir, "sandboxes")
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range ents {
+		if !keep(e.Name()) {
+			errs = append(errs, os.RemoveAll(filepath.Join(dir, e.Name())))
+		}
+	}
+	return errors.Join(errs...)
+}
