@@ -11,10 +11,10 @@ import (
 
 	"connectrpc.com/connect"
 
-	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
-	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
 
 // TestLongLivedSandboxAgent starts a long-lived sandbox, runs commands

@@ -64,12 +64,12 @@ type Config struct {
 
 // AgentConfig tells the init how to exec the agent.
 type AgentConfig struct {
-	ExeFD    int             // the agent's executable (the soulbox binary), executed with execveat
-	ListenFD int             // the agent's listening socket, kept open across the exec
+	ExeFD    int // the agent's executable (the soulbox binary), executed with execveat
+	ListenFD int // the agent's listening socket, kept open across the exec
 	// KeepFDs are also kept open across the exec: the uid-range lock,
 	// which must be held for as long as the sandbox lives.
 	KeepFDs []int
-	Config   json.RawMessage // the agent's own configuration, passed through
+	Config  json.RawMessage // the agent's own configuration, passed through
 }
 
 // AgentArg0 and AgentConfigEnv must match internal/agent/server (this

@@ -12,8 +12,8 @@ import (
 
 	"github.com/creack/pty"
 
-	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 	"github.com/soulbox-dev/soulbox/internal/execpath"
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 )
 
 // drainGrace is how long output is still read after the process exits,
