@@ -168,7 +168,7 @@ func leftovers(dir string) []string {
 	for _, root := range []string{"/sys/fs/cgroup/memory/soulbox", "/sys/fs/cgroup/pids/soulbox", "/sys/fs/cgroup/cpu/soulbox", "/sys/fs/cgroup/soulbox"} {
 		entries, _ := os.ReadDir(root)
 		for _, e := range entries {
-			if e.IsDir() && strings.HasPrefix(e.Name(), "run-") {
+			if e.IsDir() && (strings.HasPrefix(e.Name(), "run-") || strings.HasPrefix(e.Name(), "sbx-")) {
 				problems = append(problems, "cgroup "+root+"/"+e.Name())
 			}
 		}

@@ -318,9 +318,10 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 	m.mu.Unlock()
 	e.mu.Lock()
 	m.arm(e)
+	in := m.view(e)
 	e.mu.Unlock()
 	go m.watch(e)
-	return e.rec.Info, nil
+	return in, nil
 }
 
 func orEmpty(m map[string]string) map[string]string {

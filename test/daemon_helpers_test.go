@@ -1,0 +1,208 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
+	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
+)
+
+// daemon is a `soulbox serve` process started by a test.
+type daemon struct {
+	t    testing.TB
+	dir  string
+	url  string
+	cmd  *exec.Cmd
+	logs *bytes.Buffer
+	done chan struct{}
+}
+
+// startDaemon runs `soulbox serve` on a free loopback port with dir as its
+// data directory and waits until it serves.
+func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
+	t.Helper()
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, extra...)
+	cmd := exec.Command(soulboxBin, args...)
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	d := &daemon{t: t, dir: dir, cmd: cmd, logs: &bytes.Buffer{}, done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); pw.Close(); close(d.done) }()
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			d.logs.WriteString(line + "\n")
+			if u, ok := strings.CutPrefix(line, "soulbox: serving on "); ok {
+				ready <- u
+			}
+		}
+	}()
+	select {
+	case d.url = <-ready:
+	case <-d.done:
+		t.Fatalf("daemon exited: %s", d.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("daemon did not start: %s", d.logs)
+	}
+	t.Cleanup(func() {
+		d.stop(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", d.logs)
+		}
+	})
+	return d
+}
+
+// stop signals the daemon and waits for it to exit.
+func (d *daemon) stop(sig syscall.Signal) {
+	d.cmd.Process.Signal(sig)
+	select {
+	case <-d.done:
+	case <-time.After(20 * time.Second):
+		d.t.Errorf("daemon did not exit on %v", sig)
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+// newAPIKey creates a key with `soulbox apikey create`.
+func newAPIKey(t testing.TB, dir string, flags ...string) string {
+	t.Helper()
+	out, err := exec.Command(soulboxBin, append([]string{"apikey", "create", "--data-dir", dir}, flags...)...).Output()
+	if err != nil {
+		t.Fatalf("apikey create: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1]
+}
+
+// call makes a control-plane request and decodes a JSON answer into out
+// (if non-nil); it returns the status.
+func (d *daemon) call(key, method, path string, body any, out any) int {
+	d.t.Helper()
+	var rd io.Reader
+	if s, ok := body.(string); ok {
+		rd = strings.NewReader(s)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, d.url+path, rd)
+	if key != "" {
+		req.Header.Set("X-API-Key", key)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		d.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			d.t.Fatalf("%s %s: %d %q: %v", method, path, resp.StatusCode, b, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type created struct {
+	SandboxID       string `json:"sandboxID"`
+	EnvdAccessToken string `json:"envdAccessToken"`
+	EnvdVersion     string `json:"envdVersion"`
+}
+
+type apiErr struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+}
+
+func (d *daemon) create(key string, body any) created {
+	d.t.Helper()
+	var c created
+	if st := d.call(key, "POST", "/sandboxes", body, &c); st != http.StatusCreated {
+		d.t.Fatalf("create: status %d", st)
+	}
+	return c
+}
+
+// headerTransport adds the data-plane headers the E2B SDKs send.
+type headerTransport struct {
+	id, token string
+}
+
+func (h headerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("E2b-Sandbox-Id", h.id)
+	r.Header.Set("E2b-Sandbox-Port", "49983")
+	r.Header.Set("X-Access-Token", h.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func (d *daemon) procClient(c created) processconnect.ProcessClient {
+	return processconnect.NewProcessClient(&http.Client{Transport: headerTransport{c.SandboxID, c.EnvdAccessToken}}, d.url)
+}
+
+// exec runs a command in the sandbox through the daemon and returns its
+// output and exit code.
+func (d *daemon) exec(ctx context.Context, c created, tag string, args ...string) (string, int32) {
+	d.t.Helper()
+	req := &pb.StartRequest{Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}
+	if tag != "" {
+		req.Tag = &tag
+	}
+	s, err := d.procClient(c).Start(ctx, connect.NewRequest(req))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var out strings.Builder
+	var code int32 = -100
+	for s.Receive() {
+		ev := s.Msg().GetEvent()
+		out.Write(ev.GetData().GetStdout())
+		out.Write(ev.GetData().GetStderr())
+		if e := ev.GetEnd(); e != nil {
+			code = e.GetExitCode()
+		}
+	}
+	if err := s.Err(); err != nil {
+		d.t.Fatalf("%v: %v", args, err)
+	}
+	return out.String(), code
+}
+
+// startBackground starts a command and returns as soon as it started.
+func (d *daemon) startBackground(ctx context.Context, c created, tag string, args ...string) uint32 {
+	d.t.Helper()
+	s, err := d.procClient(c).Start(ctx, connect.NewRequest(&pb.StartRequest{Tag: &tag, Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer s.Close()
+	if !s.Receive() {
+		d.t.Fatalf("%v: no start event: %v", args, s.Err())
+	}
+	return s.Msg().GetEvent().GetStart().GetPid()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
