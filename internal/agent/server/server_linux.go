@@ -1,7 +1,8 @@
 // Package server is the agent of a long-lived sandbox: the process the
 // sandbox init execs as PID 1 once the sandbox is set up. It serves the
-// agent API (the envd-compatible process service) on a listening socket
-// inherited from the host, and is the sandbox's only reaper.
+// agent API (the envd-compatible process and filesystem services and the
+// /files API) on a listening socket inherited from the host, and is the
+// sandbox's only reaper.
 package server
 
 import (
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/soulbox-dev/soulbox/internal/agent/filesystem"
 	"github.com/soulbox-dev/soulbox/internal/agent/process"
 	"github.com/soulbox-dev/soulbox/internal/caps"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
@@ -66,6 +68,13 @@ func serve(cfg Config) error {
 	if err := caps.Set(caps.Of(unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_KILL)); err != nil {
 		return err
 	}
+	// Descriptors inherited from the init (the listener, the host's uid-range
+	// lock) must not reach the processes the agent starts.
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close-on-exec: %w", err)
+	}
+	// Only the host ends the agent (SIGKILL through its pidfd or cgroup).
+	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT)
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
 	go r.run()
 	procs := process.New(process.Config{
@@ -74,12 +83,23 @@ func serve(cfg Config) error {
 		User:   lookupUser,
 		Waiter: r,
 	})
+	// The filesystem service acts as users through fsuid/fsgid alone, so
+	// the agent must hold no supplementary groups (those inherited from the
+	// host appear as nogroup but still count); syscall.Setgroups applies to
+	// every thread.
+	if err := syscall.Setgroups([]int{}); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	files := filesystem.New(filesystem.Config{User: lookupFSUser})
+	defer files.Close()
 	ln, err := net.FileListener(os.NewFile(uintptr(cfg.ListenFD), "agent"))
 	if err != nil {
 		return fmt.Errorf("listener: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(procs.Handler())
+	mux.Handle(files.Handler())
+	mux.Handle(filesystem.FilesPath, files.FilesHandler())
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over h2c
@@ -103,6 +123,16 @@ func lookupUser(name string) (process.User, error) {
 		return process.User{}, errors.New("the user has a non-numeric id")
 	}
 	return process.User{Cred: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, Home: u.HomeDir}, nil
+}
+
+// lookupFSUser is lookupUser for the filesystem service: the same user
+// as the processes the service starts.
+func lookupFSUser(name string) (filesystem.User, error) {
+	u, err := lookupUser(name)
+	if err != nil {
+		return filesystem.User{}, err
+	}
+	return filesystem.User{UID: u.Cred.Uid, GID: u.Cred.Gid, Home: u.Home}, nil
 }
 
 // reaper is the only place the agent (PID 1) waits for children: it reaps
