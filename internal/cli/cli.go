@@ -68,7 +68,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
-	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd(), newServeCmd())
+	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd(), newServeCmd(),
+		newSandboxCmd(), newExecCmd(), newShellCmd(), newCpCmd(), newFilesCmd())
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK

@@ -26,6 +26,9 @@ leaves them running; the next start adopts them.`,
 			if cfg.DefaultTimeout <= 0 || cfg.MaxTimeout < cfg.DefaultTimeout {
 				return usageErrorf("--default-timeout must be positive and at most --max-timeout")
 			}
+			if cfg.Pool < 0 {
+				return usageErrorf("--pool must not be negative")
+			}
 			if cfg.MaxSandboxes < 1 {
 				return usageErrorf("--max-sandboxes must be at least 1")
 			}
@@ -53,5 +56,6 @@ leaves them running; the next start adopts them.`,
 	fl.DurationVar(&cfg.DefaultTimeout, "default-timeout", 5*time.Minute, "timeout of a sandbox whose creator sets none")
 	fl.DurationVar(&cfg.MaxTimeout, "max-timeout", 24*time.Hour, "largest timeout a client may set")
 	fl.IntVar(&cfg.MaxSandboxes, "max-sandboxes", 2000, "most live sandboxes at once")
+	fl.IntVar(&cfg.Pool, "pool", 4, "sandboxes kept started ahead of demand, for fast creates (0: none)")
 	return c
 }
