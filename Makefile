@@ -1,5 +1,5 @@
 # SoulBox — the two commands a new user needs:
-#   make run    install what is missing, build, check the host, demo `soulbox run`
+#   make run    install what is missing, build, check the host, print an API key, start the daemon
 #   make test   install what is missing and run the whole suite (as root)
 SHELL := /bin/bash
 export CGO_ENABLED := 0
@@ -7,6 +7,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/soulbox
 DATA_DIR ?= /var/lib/soulbox
+LISTEN ?= 127.0.0.1:8080
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint-$(GOLANGCI_VERSION)
 FUZZTIME ?= 10s
@@ -27,12 +28,12 @@ deps:
 
 run: deps build
 	$(BIN) doctor
-	@echo; echo '$$ soulbox run -- sh -c "id; hostname; ls /"'
-	$(BIN) run --data-dir $(DATA_DIR) -- sh -c 'id; hostname; ls /'
 	@echo; echo '$$ soulbox run --json --memory 64M -- python3 -c "bytearray(1<<30)"'
 	$(BIN) run --data-dir $(DATA_DIR) --json --memory 64M -- python3 -c 'bytearray(1<<30)'
-	@echo; echo '$$ soulbox run --json --timeout 1s -- sleep 10'
-	$(BIN) run --data-dir $(DATA_DIR) --json --timeout 1s -- sleep 10
+	@key=$$($(BIN) apikey create --e2b --data-dir $(DATA_DIR) --name make-run 2>/dev/null | tail -1) && \
+	  echo && echo "A new API key for the daemon (also for the E2B SDKs as E2B_API_KEY):" && echo && \
+	  echo "  export SOULBOX_URL=http://$(LISTEN) SOULBOX_API_KEY=$$key" && echo
+	exec $(BIN) serve --listen $(LISTEN) --data-dir $(DATA_DIR)
 
 # The whole suite: formatting and vet, lint, unit and end-to-end tests on
 # this host's cgroups, a short fuzz pass, then the same tests (-short) in a
@@ -81,6 +82,7 @@ fuzz:
 bench: build
 	scripts/install-deps.sh bench
 	bench/run.sh
+	bench/api.sh
 
 # Runs every package's tests in a qemu guest booted with a stock Debian
 # kernel and only cgroup v2 (scripts/vm/README.md). -short skips the

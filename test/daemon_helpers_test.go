@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -66,6 +68,8 @@ func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.logs)
 		}
+		// Sandboxes outlive their daemon: end what the test left.
+		destroySandboxes(t, dir)
 	})
 	return d
 }
@@ -205,4 +209,33 @@ func (d *daemon) startBackground(ctx context.Context, c created, tag string, arg
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// destroySandboxes kills every sandbox of the data directory (what a
+// daemon leaves running when it stops) and removes their cgroups.
+func destroySandboxes(t testing.TB, dir string) {
+	prefix := "sbx-" + instanceOf(dir) + "-"
+	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/" + prefix + "*")
+	v2, _ := filepath.Glob("/sys/fs/cgroup/soulbox/" + prefix + "*")
+	cgs = append(cgs, v2...)
+	for _, cg := range cgs {
+		if b, err := os.ReadFile(filepath.Join(cg, "cgroup.procs")); err == nil {
+			for _, f := range strings.Fields(string(b)) {
+				pid, _ := strconv.Atoi(f)
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	}
+	for _, cg := range cgs {
+		deadline := time.Now().Add(5 * time.Second)
+		for os.Remove(cg) != nil && fileExists(cg) && time.Now().Before(deadline) {
+			// Thaw a paused one (v1 freezer) so its processes can die.
+			os.WriteFile(filepath.Join(cg, "freezer.state"), []byte("THAWED"), 0)
+			os.WriteFile(filepath.Join(cg, "cgroup.freeze"), []byte("0"), 0)
+			time.Sleep(20 * time.Millisecond)
+		}
+		if fileExists(cg) {
+			t.Errorf("cannot remove %s", cg)
+		}
+	}
 }

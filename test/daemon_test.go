@@ -139,6 +139,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	if st := d.call(key, "DELETE", "/sandboxes/"+sb.SandboxID, nil, nil); st != 404 {
 		t.Fatalf("second kill: %d", st)
 	}
+	d.stop(syscall.SIGTERM) // also ends the warm pool's sandboxes
 	hostClean(t, dir)
 	if ents, _ := os.ReadDir(filepath.Join(dir, "sandboxes")); len(ents) != 0 {
 		t.Fatalf("sandbox directories left: %v", ents)
@@ -200,7 +201,8 @@ func TestDaemonBadInput(t *testing.T) {
 	}{
 		{"no token", map[string]string{"E2b-Sandbox-Id": sb.SandboxID}, 401},
 		{"wrong token", map[string]string{"E2b-Sandbox-Id": sb.SandboxID, "X-Access-Token": "x"}, 401},
-		{"unknown sandbox", map[string]string{"E2b-Sandbox-Id": "nope", "X-Access-Token": "x"}, 404},
+		// As E2B's proxy answers: the SDKs read 502 as "the sandbox is gone".
+		{"unknown sandbox", map[string]string{"E2b-Sandbox-Id": "nope", "X-Access-Token": "x"}, 502},
 		{"bad port", map[string]string{"E2b-Sandbox-Id": sb.SandboxID, "E2b-Sandbox-Port": "99999", "X-Access-Token": sb.EnvdAccessToken}, 400},
 		{"bad signature", map[string]string{"E2b-Sandbox-Id": sb.SandboxID}, 401},
 	} {
@@ -309,6 +311,7 @@ func TestDaemonRestart(t *testing.T) {
 			t.Fatalf("kill: %d", st)
 		}
 	}
+	d.stop(syscall.SIGTERM)
 	hostClean(t, dir)
 }
 

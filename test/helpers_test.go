@@ -150,10 +150,19 @@ func hostClean(t testing.TB, dir string) {
 
 func leftovers(dir string) []string {
 	var problems []string
+	// Long-lived sandboxes of other data directories (another daemon on
+	// this host) are not this test's.
+	mine := func(cgroupName string) bool {
+		return strings.HasPrefix(cgroupName, "run-") || strings.HasPrefix(cgroupName, "sbx-"+instanceOf(dir)+"-")
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/status")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
 		if err != nil {
+			continue
+		}
+		cg, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cgroup"))
+		if strings.Contains(string(cg), "/soulbox/sbx-") && !strings.Contains(string(cg), "/soulbox/sbx-"+instanceOf(dir)+"-") {
 			continue
 		}
 		for _, line := range strings.Split(string(b), "\n") {
@@ -169,7 +178,7 @@ func leftovers(dir string) []string {
 	for _, root := range []string{"/sys/fs/cgroup/memory/soulbox", "/sys/fs/cgroup/pids/soulbox", "/sys/fs/cgroup/cpu/soulbox", "/sys/fs/cgroup/soulbox"} {
 		entries, _ := os.ReadDir(root)
 		for _, e := range entries {
-			if e.IsDir() && (strings.HasPrefix(e.Name(), "run-") || strings.HasPrefix(e.Name(), "sbx-")) {
+			if e.IsDir() && mine(e.Name()) {
 				problems = append(problems, "cgroup "+root+"/"+e.Name())
 			}
 		}
@@ -189,4 +198,12 @@ func flockTry(f *os.File) error {
 		return err
 	}
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+}
+
+// instanceOf is the runtime's tag of a data directory in sandbox cgroup
+// names (internal/runtime instanceOf).
+func instanceOf(dir string) string {
+	abs, _ := filepath.Abs(dir)
+	sum := sha256.Sum256([]byte(abs))
+	return "d" + hex.EncodeToString(sum[:4])
 }

@@ -700,6 +700,17 @@ func (c *Cgroup) Reset(l Limits) error {
 	return c.resetCountersV1()
 }
 
+// SetLimits changes the limits of a cgroup that may have processes (a
+// memory limit below the current use fails).
+func (c *Cgroup) SetLimits(l Limits) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.apply(l, false)
+}
+
 func (c *Cgroup) apply(l Limits, fresh bool) error {
 	if c.h.version == V2 {
 		return c.applyV2(l, fresh)

@@ -28,6 +28,7 @@ type Config struct {
 	DefaultTimeout  time.Duration
 	MaxTimeout      time.Duration
 	MaxSandboxes    int
+	Pool            int // sandboxes kept started ahead of demand
 	Logger          *slog.Logger
 	// Ready, if set, is called with the listener's address once the
 	// daemon serves.
@@ -62,6 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 		// What could not be cleaned is reported; adopted sandboxes serve.
 		log.Error("recovering sandboxes", "err", err)
 	}
+	mgr.StartPool(cfg.Pool)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -1,9 +1,13 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +17,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/soulbox-dev/soulbox/internal/agent/server"
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
+	"github.com/soulbox-dev/soulbox/internal/limits"
 )
 
 // Handle identifies a live long-lived sandbox to another process: the
@@ -42,7 +48,7 @@ func (r *Runtime) Adopt(h Handle) (*Sandbox, error) {
 	if err := validID(h.ID); err != nil || h.Pid <= 1 {
 		return nil, fmt.Errorf("%w: bad handle", ErrGone)
 	}
-	name := cgroupName(sandboxPrefix, h.Slot, h.ID)
+	name := cgName{kind: kindSandbox, instance: r.instance, slot: h.Slot, id: h.ID}.String()
 	cg, err := r.cgroups.Open(name)
 	if err != nil {
 		return nil, fmt.Errorf("%w: cgroup %s: %v", ErrGone, name, err)
@@ -156,9 +162,9 @@ func (b *Sandbox) Usage() (Usage, error) {
 	return u, nil
 }
 
-// LiveSandboxes lists the long-lived sandboxes alive on this host (their
-// cgroups exist and their uid slot is held), whoever started them. Pid
-// and StartTime are not filled in.
+// LiveSandboxes lists the long-lived sandboxes of this data directory
+// alive on this host (their cgroups exist and their uid slot is held),
+// whoever started them. Pid and StartTime are not filled in.
 func (r *Runtime) LiveSandboxes() ([]Handle, error) {
 	names, err := r.cgroups.List()
 	if err != nil {
@@ -166,10 +172,11 @@ func (r *Runtime) LiveSandboxes() ([]Handle, error) {
 	}
 	var out []Handle
 	for _, name := range names {
-		prefix, slot, id, ok := parseCgroupName(name)
-		if !ok || prefix != sandboxPrefix {
-			continue
+		n, ok := parseCgroupName(name)
+		if !ok || n.kind != kindSandbox || n.instance != r.instance {
+			continue // a one-shot run, or another data directory's sandbox
 		}
+		slot, id := n.slot, n.id
 		held, err := r.ids.Reacquire(slot)
 		if err == nil {
 			held.Close() // dead: the next sweep removes it
@@ -188,7 +195,7 @@ func (r *Runtime) Destroy(ctx context.Context, h Handle) error {
 	if err := validID(h.ID); err != nil {
 		return err
 	}
-	cg, err := r.cgroups.Open(cgroupName(sandboxPrefix, h.Slot, h.ID))
+	cg, err := r.cgroups.Open(cgName{kind: kindSandbox, instance: r.instance, slot: h.Slot, id: h.ID}.String())
 	if err != nil {
 		return err
 	}
@@ -218,4 +225,37 @@ func (r *Runtime) RemoveStaleDirs(keep func(id string) bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SetLimits changes the cgroup limits (memory, CPU quota, pids) of a live
+// sandbox; the disk size and rlimits are fixed at start.
+func (b *Sandbox) SetLimits(l limits.Limits) error {
+	if err := l.Validate(b.sb.rt.cfg.Max); err != nil {
+		return err
+	}
+	return b.sb.cg.SetLimits(cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+}
+
+// SetEnv sets the environment variables of every process the sandbox's
+// agent starts from now on.
+func (b *Sandbox) SetEnv(ctx context.Context, env map[string]string) error {
+	body, err := json.Marshal(server.InitRequest{EnvVars: env})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://agent"+server.InitPath, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.HTTPClient(false).Do(req)
+	if err != nil {
+		return fmt.Errorf("set sandbox environment: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("set sandbox environment: agent answered %s: %s", resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
 }

@@ -131,16 +131,16 @@ func countRunesByteWise(b []byte) int {
 	return n
 }
 
-func TestCgroupNameSlot(t *testing.T) {
-	for _, prefix := range []string{runPrefix, sandboxPrefix} {
-		name := cgroupName(prefix, 42, "abc123")
-		if p, slot, id, ok := parseCgroupName(name); !ok || p != prefix || slot != 42 || id != "abc123" {
-			t.Errorf("parseCgroupName(%q) = %q, %d, %q, %v", name, p, slot, id, ok)
+func TestCgroupNames(t *testing.T) {
+	for _, n := range []cgName{{kind: kindRun, slot: 42, id: "abc123"}, {kind: kindSandbox, instance: "d0c0ffee", slot: 7, id: "abc123"}} {
+		got, ok := parseCgroupName(n.String())
+		if !ok || got != n {
+			t.Errorf("parseCgroupName(%q) = %+v, %v", n.String(), got, ok)
 		}
 	}
-	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "sbx-5-", "sbx-"} {
-		if _, ok := slotOf(bad); ok {
-			t.Errorf("slotOf(%q) accepted", bad)
+	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "run-5-", "sbx-5-abc", "sbx--5-abc", "sbx-i-5-", "sbx-i-x-abc", "run--1-a"} {
+		if n, ok := parseCgroupName(bad); ok {
+			t.Errorf("parseCgroupName(%q) accepted: %+v", bad, n)
 		}
 	}
 }

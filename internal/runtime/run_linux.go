@@ -125,7 +125,7 @@ func (sb *sandbox) prepare() error {
 	}
 	l := sb.spec.Limits
 	// The init is one more process; tenant code gets the full pids limit.
-	sb.cg, err = sb.rt.cgroups.Create(cgroupName(sb.cgroupPrefix(), sb.ids.Slot, sb.id), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}
@@ -180,11 +180,11 @@ func (sb *sandbox) prepare() error {
 	return nil
 }
 
-func (sb *sandbox) cgroupPrefix() string {
+func (sb *sandbox) cgroupName() cgName {
 	if sb.keepAlive {
-		return sandboxPrefix
+		return cgName{kind: kindSandbox, instance: sb.rt.instance, slot: sb.ids.Slot, id: sb.id}
 	}
-	return runPrefix
+	return cgName{kind: kindRun, slot: sb.ids.Slot, id: sb.id}
 }
 
 // passFD records f to be inherited by the init and returns its number there.
@@ -254,13 +254,20 @@ func (sb *sandbox) release() {
 		}
 		cancel()
 	}
+	sb.closeFiles()
+	sb.trace("released")
+}
+
+// closeFiles closes the parent's copies of what was passed to the init,
+// and its hold on the uid range (the init holds it from its start).
+func (sb *sandbox) closeFiles() {
 	for _, f := range sb.files {
 		f.Close()
 	}
+	sb.files = nil
 	if sb.ids != nil {
 		sb.ids.Close()
 	}
-	sb.trace("released")
 }
 
 // killReason records why the runtime ended a run early.

@@ -10,6 +10,8 @@ package runtime
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +52,24 @@ type Runtime struct {
 	seccomp  func() ([]unix.SockFilter, error) // compiled once, in the background
 	staging  string
 	template string
+	instance string // tells this data directory's sandbox cgroups apart
+}
+
+// IDsDir holds the uid-range locks. Host uid ranges are a host-wide
+// resource, like the cgroup subtree, so every SoulBox on the host (any
+// data directory, daemon or one-shot runner) allocates from the same
+// locks; /run is cleared at boot, when no sandbox is left.
+const IDsDir = "/run/soulbox/ids"
+
+// instanceOf names a data directory in sandbox cgroup names: a short hash
+// of its absolute path, prefixed so it never reads as a slot number.
+func instanceOf(dataDir string) string {
+	abs, err := filepath.Abs(dataDir)
+	if err != nil {
+		abs = dataDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return "d" + hex.EncodeToString(sum[:4])
 }
 
 // ErrNotRoot is returned by New when the process lacks the privileges the
@@ -86,7 +106,8 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		cgroups:  cg,
-		ids:      idmap.Allocator{Dir: filepath.Join(cfg.DataDir, "ids")},
+		ids:      idmap.Allocator{Dir: IDsDir},
+		instance: instanceOf(cfg.DataDir),
 		seccomp:  sync.OnceValues(seccomp.Default().Compile),
 		staging:  filepath.Join(cfg.DataDir, "mnt"),
 		template: filepath.Join(cfg.DataDir, "templates"),

@@ -147,6 +147,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		return nil, ctx.Err()
 	}
 	sb.trace("started")
+	// The init has its descriptors; the host keeps only the pidfd (and
+	// the cgroup), so a live sandbox costs the daemon one descriptor.
+	sb.closeFiles()
 	return box, nil
 }
 

@@ -11,39 +11,47 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cgroup name prefixes: one-shot runs and long-lived sandboxes.
+// Cgroup names: "run-<slot>-<id>" for one-shot runs and
+// "sbx-<instance>-<slot>-<id>" for long-lived sandboxes, where instance
+// tells apart the data directories (daemons) sharing a host. The slot ties
+// a cgroup to its uid range: a cgroup whose slot is free is stale.
 const (
-	runPrefix     = "run-"
-	sandboxPrefix = "sbx-"
+	kindRun     = "run"
+	kindSandbox = "sbx"
 )
 
-// cgroupName ties a sandbox's cgroup to its uid slot, so that a cgroup
-// left behind by a sandbox that died can be recognised as stale: its slot
-// is free.
-func cgroupName(prefix string, slot int, id string) string {
-	return prefix + strconv.Itoa(slot) + "-" + id
+type cgName struct {
+	kind     string
+	instance string // sandboxes only
+	slot     int
+	id       string
 }
 
-// parseCgroupName splits a name made by cgroupName.
-func parseCgroupName(name string) (prefix string, slot int, id string, ok bool) {
-	for _, p := range []string{runPrefix, sandboxPrefix} {
-		rest, found := strings.CutPrefix(name, p)
-		if !found {
-			continue
-		}
-		n, id, found := strings.Cut(rest, "-")
-		if !found || id == "" {
-			return "", 0, "", false
-		}
-		slot, err := strconv.Atoi(n)
-		return p, slot, id, err == nil
+func (n cgName) String() string {
+	if n.kind == kindSandbox {
+		return n.kind + "-" + n.instance + "-" + strconv.Itoa(n.slot) + "-" + n.id
 	}
-	return "", 0, "", false
+	return n.kind + "-" + strconv.Itoa(n.slot) + "-" + n.id
 }
 
-func slotOf(name string) (int, bool) {
-	_, slot, _, ok := parseCgroupName(name)
-	return slot, ok
+func parseCgroupName(name string) (cgName, bool) {
+	f := strings.Split(name, "-")
+	var n cgName
+	switch {
+	case len(f) == 3 && f[0] == kindRun:
+		n = cgName{kind: kindRun, id: f[2]}
+	case len(f) == 4 && f[0] == kindSandbox && f[1] != "":
+		n = cgName{kind: kindSandbox, instance: f[1], id: f[3]}
+		f = f[1:]
+	default:
+		return cgName{}, false
+	}
+	slot, err := strconv.Atoi(f[1])
+	if err != nil || slot < 0 || n.id == "" {
+		return cgName{}, false
+	}
+	n.slot = slot
+	return n, true
 }
 
 // sweep removes cgroups of runs whose runner died before releasing them
@@ -58,10 +66,11 @@ func (r *Runtime) sweep(ctx context.Context) error {
 	}
 	var errs []error
 	for _, name := range names {
-		slot, ok := slotOf(name)
+		n, ok := parseCgroupName(name)
 		if !ok {
 			continue
 		}
+		slot := n.slot
 		held, err := r.ids.Reacquire(slot)
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			continue // a live sandbox owns this slot

@@ -53,6 +53,8 @@ type Box interface {
 	Pause() error
 	Resume() error
 	Kill() error
+	SetLimits(l limits.Limits) error
+	SetEnv(ctx context.Context, env map[string]string) error
 	Done() <-chan struct{}
 	Usage() (runtime.Usage, error)
 	Dial(ctx context.Context) (net.Conn, error)
@@ -126,6 +128,7 @@ type Manager struct {
 	mu      sync.Mutex
 	entries map[string]*entry
 	closed  bool
+	pool    *pool // nil without a warm pool
 }
 
 // entry is one live sandbox. Its lock serialises operations on it.
@@ -288,17 +291,22 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 		m.mu.Unlock()
 		return Info{}, fmt.Errorf("%w: the daemon's limit of %d live sandboxes is reached", ErrConflict, m.cfg.MaxSandboxes)
 	}
+	p := m.pool
 	m.mu.Unlock()
-	env := make([]string, 0, len(r.Env))
-	for _, k := range slices.Sorted(maps.Keys(r.Env)) {
-		env = append(env, k+"="+r.Env[k])
-	}
-	box, err := m.cfg.Runtime.Start(ctx, runtime.Spec{Env: env, Limits: l})
-	if err != nil {
-		if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) {
-			return Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	box := m.fromPool(ctx, p, r, l)
+	if box == nil {
+		env := make([]string, 0, len(r.Env))
+		for _, k := range slices.Sorted(maps.Keys(r.Env)) {
+			env = append(env, k+"="+r.Env[k])
 		}
-		return Info{}, err
+		var err error
+		box, err = m.cfg.Runtime.Start(ctx, runtime.Spec{Env: env, Limits: l})
+		if err != nil {
+			if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) {
+				return Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+			}
+			return Info{}, err
+		}
 	}
 	now := m.cfg.Now()
 	e := &entry{box: box, rec: Record{
@@ -322,6 +330,32 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 	e.mu.Unlock()
 	go m.watch(e)
 	return in, nil
+}
+
+// fromPool takes a warm sandbox and fits it to the request (limits other
+// than the disk size can change on a live sandbox; the environment is set
+// through the agent), or returns nil to start one cold.
+func (m *Manager) fromPool(ctx context.Context, p *pool, r CreateRequest, l limits.Limits) Box {
+	if p == nil || l.DiskBytes != m.cfg.Defaults.DiskBytes || l.ShmBytes != m.cfg.Defaults.ShmBytes {
+		return nil
+	}
+	box := p.take()
+	if box == nil {
+		return nil
+	}
+	var err error
+	if l != m.cfg.Defaults {
+		err = box.SetLimits(l)
+	}
+	if err == nil && len(r.Env) > 0 {
+		err = box.SetEnv(ctx, r.Env)
+	}
+	if err != nil {
+		m.log.Warn("warm pool: fitting a sandbox failed; starting one cold", "err", err)
+		box.Kill()
+		return nil
+	}
+	return box
 }
 
 func orEmpty(m map[string]string) map[string]string {
@@ -709,12 +743,18 @@ func (m *Manager) Count() int {
 	return len(m.entries)
 }
 
-// Close stops every timer and leaves the sandboxes running.
+// Close stops every timer and leaves the sandboxes running; it kills the
+// warm pool's sandboxes, which nobody owns yet.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	m.closed = true
 	all := slices.Collect(maps.Values(m.entries))
+	p := m.pool
+	m.pool = nil
 	m.mu.Unlock()
+	if p != nil {
+		p.close()
+	}
 	for _, e := range all {
 		e.mu.Lock()
 		e.gone = true // also silences watch

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
@@ -23,6 +24,8 @@ type fakeBox struct {
 	mu     sync.Mutex
 	paused bool
 	killed int
+	env    map[string]string
+	limits *limits.Limits
 	done   chan struct{}
 	once   sync.Once
 }
@@ -35,6 +38,18 @@ func (b *fakeBox) Kill() error {
 	b.killed++
 	b.mu.Unlock()
 	b.die()
+	return nil
+}
+func (b *fakeBox) SetLimits(l limits.Limits) error {
+	b.mu.Lock()
+	b.limits = &l
+	b.mu.Unlock()
+	return nil
+}
+func (b *fakeBox) SetEnv(_ context.Context, env map[string]string) error {
+	b.mu.Lock()
+	b.env = env
+	b.mu.Unlock()
 	return nil
 }
 func (b *fakeBox) die()                                         { b.once.Do(func() { close(b.done) }) }
@@ -351,5 +366,49 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 			t.Fatal("condition not met in time")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestWarmPool(t *testing.T) {
+	rt := newFakeRuntime()
+	m, _ := newTestManager(t, t.TempDir(), rt)
+	m.StartPool(2)
+	started := func() int { rt.mu.Lock(); defer rt.mu.Unlock(); return rt.n }
+	waitFor(t, 2*time.Second, func() bool { return started() == 2 })
+	ctx := context.Background()
+	// Default limits and an environment: a pooled sandbox, fitted.
+	in, err := m.Create(ctx, CreateRequest{Team: "t", Env: map[string]string{"K": "v"}, Limits: LimitsRequest{MemoryBytes: ptr(int64(256 << 20))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := rt.box(in.ID)
+	if b.h.Slot > 2 {
+		t.Fatalf("sandbox %s was started cold", in.ID)
+	}
+	if b.env["K"] != "v" || b.limits == nil || b.limits.MemoryBytes != 256<<20 {
+		t.Fatalf("pooled sandbox not fitted: env %v limits %+v", b.env, b.limits)
+	}
+	// The pool refills.
+	waitFor(t, 2*time.Second, func() bool { return started() == 3 })
+	// Another disk size cannot come from the pool.
+	in2, err := m.Create(ctx, CreateRequest{Team: "t", Limits: LimitsRequest{DiskBytes: ptr(int64(64 << 20))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rt.box(in2.ID).h.Slot != 4 {
+		t.Fatalf("sandbox with its own disk size came from the pool")
+	}
+	m.Close()
+	for i := 1; i <= 3; i++ {
+		id := fmt.Sprintf("box%03d", i)
+		if id == in.ID {
+			continue
+		}
+		if rt.box(id).killCount() != 1 {
+			t.Errorf("pooled sandbox %s not killed on Close", id)
+		}
+	}
+	if b.killCount() != 0 || rt.box(in2.ID).killCount() != 0 {
+		t.Error("Close killed owned sandboxes")
 	}
 }

@@ -53,6 +53,7 @@ type Service struct {
 	cfg   Config
 	mu    sync.Mutex
 	procs map[uint32]*proc
+	env   []string // set by SetEnv: added to (and overriding) cfg.Env
 }
 
 var _ processconnect.ProcessHandler = (*Service)(nil)
@@ -138,7 +139,7 @@ func (s *Service) start(req *connect.Request[pb.StartRequest]) (*proc, error) {
 			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("user %q: %w", user, err))
 		}
 	}
-	env := append([]string{}, s.cfg.Env...)
+	env := s.baseEnv()
 	if u.Home != "" {
 		env = append(env, "HOME="+u.Home)
 	}
@@ -264,6 +265,20 @@ func (s *Service) find(sel *pb.ProcessSelector) (*proc, error) {
 	}
 }
 
+// findRunning is find for operations on a live process (input, signals,
+// resizing): an ended process is kept only for Connect, and to the rest
+// it is gone, as in envd, so the SDKs' kill reports false for it.
+func (s *Service) findRunning(sel *pb.ProcessSelector) (*proc, error) {
+	p, err := s.find(sel)
+	if err != nil {
+		return nil, err
+	}
+	if !p.running() {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("process with pid %d has ended", p.pid))
+	}
+	return p, nil
+}
+
 // List returns the running processes.
 func (s *Service) List(context.Context, *connect.Request[pb.ListRequest]) (*connect.Response[pb.ListResponse], error) {
 	s.mu.Lock()
@@ -279,7 +294,7 @@ func (s *Service) List(context.Context, *connect.Request[pb.ListRequest]) (*conn
 
 // SendInput writes to a process's stdin or terminal.
 func (s *Service) SendInput(_ context.Context, req *connect.Request[pb.SendInputRequest]) (*connect.Response[pb.SendInputResponse], error) {
-	p, err := s.find(req.Msg.GetProcess())
+	p, err := s.findRunning(req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}
@@ -295,7 +310,7 @@ func (s *Service) StreamInput(_ context.Context, stream *connect.ClientStream[pb
 	for stream.Receive() {
 		switch ev := stream.Msg().GetEvent().(type) {
 		case *pb.StreamInputRequest_Start:
-			found, err := s.find(ev.Start.GetProcess())
+			found, err := s.findRunning(ev.Start.GetProcess())
 			if err != nil {
 				return nil, err
 			}
@@ -324,7 +339,7 @@ func inputError(err error) error {
 
 // CloseStdin closes a piped process's stdin (EOF for the program).
 func (s *Service) CloseStdin(_ context.Context, req *connect.Request[pb.CloseStdinRequest]) (*connect.Response[pb.CloseStdinResponse], error) {
-	p, err := s.find(req.Msg.GetProcess())
+	p, err := s.findRunning(req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}
@@ -336,10 +351,6 @@ func (s *Service) CloseStdin(_ context.Context, req *connect.Request[pb.CloseStd
 
 // SendSignal sends SIGTERM or SIGKILL to the process's session.
 func (s *Service) SendSignal(_ context.Context, req *connect.Request[pb.SendSignalRequest]) (*connect.Response[pb.SendSignalResponse], error) {
-	p, err := s.find(req.Msg.GetProcess())
-	if err != nil {
-		return nil, err
-	}
 	var sig syscall.Signal
 	switch req.Msg.GetSignal() {
 	case pb.Signal_SIGNAL_SIGTERM:
@@ -349,6 +360,10 @@ func (s *Service) SendSignal(_ context.Context, req *connect.Request[pb.SendSign
 	default:
 		return nil, connect.NewError(connect.CodeInvalidArgument, errors.New("signal must be SIGTERM or SIGKILL"))
 	}
+	p, err := s.findRunning(req.Msg.GetProcess())
+	if err != nil {
+		return nil, err
+	}
 	if err := p.signal(sig); err != nil {
 		return nil, connect.NewError(connect.CodeInternal, err)
 	}
@@ -357,7 +372,7 @@ func (s *Service) SendSignal(_ context.Context, req *connect.Request[pb.SendSign
 
 // Update resizes a process's terminal.
 func (s *Service) Update(_ context.Context, req *connect.Request[pb.UpdateRequest]) (*connect.Response[pb.UpdateResponse], error) {
-	p, err := s.find(req.Msg.GetProcess())
+	p, err := s.findRunning(req.Msg.GetProcess())
 	if err != nil {
 		return nil, err
 	}

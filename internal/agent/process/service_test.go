@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,10 +141,15 @@ func TestStdinSendAndClose(t *testing.T) {
 	if r.stdout.String() != "hello\n" || r.end.GetExitCode() != 0 {
 		t.Errorf("cat echoed %q, end %+v", r.stdout.String(), r.end)
 	}
-	// Input to an ended process is refused with a clear code.
+	// An ended process is kept for Connect only: to input it is gone, as
+	// in envd.
 	_, err = c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: sel, Input: &pb.ProcessInput{Input: &pb.ProcessInput_Stdin{Stdin: []byte("x")}}}))
-	if connect.CodeOf(err) != connect.CodeFailedPrecondition {
-		t.Errorf("input after end: %v, want failed_precondition", err)
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("input after end: %v, want not_found", err)
+	}
+	_, err = c.CloseStdin(ctx, connect.NewRequest(&pb.CloseStdinRequest{Process: sel}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("close stdin after end: %v, want not_found", err)
 	}
 }
 
@@ -200,6 +206,12 @@ func TestSignalKillsSession(t *testing.T) {
 		Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}, Signal: pb.Signal_SIGNAL_UNSPECIFIED}))
 	if connect.CodeOf(err) != connect.CodeInvalidArgument {
 		t.Errorf("unspecified signal: %v, want invalid_argument", err)
+	}
+	// The SDKs' kill reports false for a process that has ended: not_found.
+	_, err = c.SendSignal(ctx, connect.NewRequest(&pb.SendSignalRequest{
+		Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}, Signal: pb.Signal_SIGNAL_SIGKILL}))
+	if connect.CodeOf(err) != connect.CodeNotFound {
+		t.Errorf("signal to an ended process: %v, want not_found", err)
 	}
 }
 
@@ -335,3 +347,19 @@ func TestOutputHistoryIsBounded(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestSetEnv(t *testing.T) {
+	svc := New(Config{Env: []string{"PATH=/usr/bin:/bin", "A=base"}})
+	if err := svc.SetEnv(map[string]string{"A": "init", "B": "two"}); err != nil {
+		t.Fatal(err)
+	}
+	got := svc.baseEnv()
+	if want := []string{"PATH=/usr/bin:/bin", "A=base", "A=init", "B=two"}; !slices.Equal(got, want) {
+		t.Fatalf("baseEnv = %v, want %v", got, want)
+	}
+	for _, bad := range []map[string]string{{"": "x"}, {"X=Y": "x"}, {"X": "a\x00b"}} {
+		if svc.SetEnv(bad) == nil {
+			t.Errorf("SetEnv(%q) accepted", bad)
+		}
+	}
+}

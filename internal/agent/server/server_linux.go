@@ -100,6 +100,7 @@ func serve(cfg Config) error {
 	mux.Handle(procs.Handler())
 	mux.Handle(files.Handler())
 	mux.Handle(filesystem.FilesPath, files.FilesHandler())
+	mux.HandleFunc("POST "+InitPath, initHandler(procs))
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over h2c
@@ -179,5 +180,29 @@ func (r *reaper) run() {
 			}
 			r.mu.Unlock()
 		}
+	}
+}
+
+// InitPath is where the host sets the environment of a sandbox taken from
+// the warm pool (as envd's /init does).
+const InitPath = "/init"
+
+// InitRequest is the body of POST /init.
+type InitRequest struct {
+	EnvVars map[string]string `json:"envVars"`
+}
+
+func initHandler(procs *process.Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req InitRequest
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(w, "bad init request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		if err := procs.SetEnv(req.EnvVars); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
