@@ -104,6 +104,15 @@ func TestLongLivedSandboxAgent(t *testing.T) {
 	if st["CapEff"] != "0000000000000000" || st["CapBnd"] != "0000000000000000" || st["Seccomp"] != "2" || st["NoNewPrivs"] != "1" {
 		t.Errorf("command posture: CapEff %s CapBnd %s Seccomp %s NoNewPrivs %s", st["CapEff"], st["CapBnd"], st["Seccomp"], st["NoNewPrivs"])
 	}
+	// Commands start with default signal dispositions (an ignored signal
+	// would be inherited from the agent across exec).
+	if st["SigIgn"] != "0000000000000000" {
+		t.Errorf("command ignores signals: SigIgn %s", st["SigIgn"])
+	}
+	// Only fds 0-2 reach it.
+	if fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); len(fds) != 3 {
+		t.Errorf("command has %d descriptors, want 3", len(fds))
+	}
 	agent := readStatus(t, ppid(t, pid))
 	// The agent keeps only setuid, setgid and kill (to run and signal
 	// processes as "user"), inside its own user namespace.

@@ -74,7 +74,14 @@ func serve(cfg Config) error {
 		return fmt.Errorf("close-on-exec: %w", err)
 	}
 	// Only the host ends the agent (SIGKILL through its pidfd or cgroup).
-	signal.Ignore(unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT)
+	// The signals are caught and dropped rather than ignored: an ignored
+	// signal stays ignored across exec, in every process the agent starts.
+	drop := make(chan os.Signal, 1)
+	signal.Notify(drop, unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT)
+	go func() {
+		for range drop {
+		}
+	}()
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
 	go r.run()
 	procs := process.New(process.Config{
