@@ -239,3 +239,11 @@ func destroySandboxes(t testing.TB, dir string) {
 		}
 	}
 }
+
+func decodeJSON(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("decode %s answer: %v", resp.Status, err)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/soulbox-dev/soulbox/internal/api"
+	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
@@ -29,6 +30,9 @@ type Config struct {
 	MaxTimeout      time.Duration
 	MaxSandboxes    int
 	Pool            int // sandboxes kept started ahead of demand
+	// Max are the administrator's maximums for every limit; the zero
+	// value means limits.Maximums().
+	Max limits.Limits
 	Logger          *slog.Logger
 	// Ready, if set, is called with the listener's address once the
 	// daemon serves.
@@ -50,12 +54,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
-	rt, err := runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, Logger: log})
+	rt, err := runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, Logger: log, Max: cfg.Max})
 	if err != nil {
 		return err
 	}
 	mgr := sandbox.New(sandbox.Config{
-		Runtime: sandbox.FromRuntime(rt), Store: st, Logger: log,
+		Runtime: sandbox.FromRuntime(rt), Store: st, Logger: log, Max: cfg.Max,
 		DefaultTimeout: cfg.DefaultTimeout, MaxTimeout: cfg.MaxTimeout, MaxSandboxes: cfg.MaxSandboxes,
 	})
 	defer mgr.Close()
