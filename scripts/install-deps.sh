@@ -14,7 +14,13 @@ want python3
 want bash
 want coreutils
 case "$what" in
-  test) want python3 ;;
+  test)
+    want python3; want curl
+    # The E2B SDK suites (test/e2b): Node.js with npm, and Python's venv.
+    command -v node >/dev/null || want nodejs
+    command -v npm >/dev/null || want npm
+    python3 -c 'import ensurepip, venv' 2>/dev/null || want python3-venv
+    ;;
   bench) want bubblewrap; want crun; want runc; want firejail; want hyperfine ;;
 esac
 

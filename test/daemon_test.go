@@ -177,7 +177,7 @@ func TestDaemonBadInput(t *testing.T) {
 		{"zero pids", key, "POST", "/sandboxes", `{"limits":{"pids":0}}`, 400},
 		{"unknown template", key, "POST", "/sandboxes", `{"templateID":"nope"}`, 404},
 		{"bad env name", key, "POST", "/sandboxes", `{"envVars":{"A=B":"x"}}`, 400},
-		{"internet access", key, "POST", "/sandboxes", `{"allow_internet_access":true}`, 400},
+		{"volume mounts", key, "POST", "/sandboxes", `{"volumeMounts":[{"name":"v","path":"/data"}]}`, 400},
 		{"timeout body missing", key, "POST", "/sandboxes/" + sb.SandboxID + "/timeout", nil, 400},
 		{"bad timeout", key, "POST", "/sandboxes/" + sb.SandboxID + "/timeout", `{"timeout":0}`, 400},
 		{"resume running", key, "POST", "/sandboxes/" + sb.SandboxID + "/resume", `{}`, 409},

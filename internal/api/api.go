@@ -62,11 +62,16 @@ func New(cfg Config) *Server {
 	return s
 }
 
-// ServeHTTP sends data-plane requests to their sandbox and the rest to
-// the control plane.
+// ServeHTTP sends data-plane requests to their sandbox (by header, host
+// name, or, for a signed /files URL, by signature) and the rest to the
+// control plane.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, port, ok := s.dataPlaneTarget(r); ok {
 		s.proxy(w, r, id, port)
+		return
+	}
+	if isSignedFiles(r) {
+		s.signedFiles(w, r)
 		return
 	}
 	s.control.ServeHTTP(w, r)
@@ -88,6 +93,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /sandboxes/{id}/connect", s.auth(s.connect))
 	m.HandleFunc("POST /v2/sandboxes/{id}/connect", s.auth(s.connect))
 	m.HandleFunc("GET /sandboxes/{id}/metrics", s.auth(s.sandboxMetrics))
+	m.HandleFunc("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
+	m.HandleFunc("/files", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusUnauthorized, "a /files request needs a sandbox (E2b-Sandbox-Id header or <port>-<id> host name) and its access token, or a file URL signature")
+	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -16,16 +16,55 @@ import (
 )
 
 // newSandbox is the body of POST /sandboxes (E2B's NewSandbox, plus
-// SoulBox's limits). Fields the SDKs send that SoulBox does not act on
-// (secure, mcp, ...) are accepted and ignored, as unknown JSON fields are.
+// SoulBox's limits). Fields that change nothing here are accepted and
+// ignored, as unknown JSON fields are: secure (every sandbox requires its
+// access token) and allow_internet_access (E2B SDKs up to 2.50 send true
+// unless told otherwise; sandboxes have loopback only, as
+// docs/e2b-compatibility.md says). Features a client asks for that
+// SoulBox lacks are refused (unsupported), not silently dropped.
 type newSandbox struct {
-	TemplateID          string            `json:"templateID"`
-	Timeout             *int64            `json:"timeout"`
-	AutoPause           bool              `json:"autoPause"`
-	Metadata            map[string]string `json:"metadata"`
-	EnvVars             map[string]string `json:"envVars"`
-	AllowInternetAccess *bool             `json:"allow_internet_access"`
-	Limits              *limitsJSON       `json:"limits"`
+	TemplateID      string `json:"templateID"`
+	Timeout         *int64 `json:"timeout"`
+	AutoPause       bool   `json:"autoPause"`
+	AutoPauseMemory *bool  `json:"autoPauseMemory"`
+	AutoResume      *struct {
+		Enabled bool `json:"enabled"`
+	} `json:"autoResume"`
+	Metadata     map[string]string `json:"metadata"`
+	EnvVars      map[string]string `json:"envVars"`
+	Limits       *limitsJSON       `json:"limits"`
+	MCP          json.RawMessage   `json:"mcp"`
+	Network      json.RawMessage   `json:"network"`
+	IAM          json.RawMessage   `json:"iam"`
+	VolumeMounts []json.RawMessage `json:"volumeMounts"`
+}
+
+// unsupported names the first feature in b that SoulBox cannot provide.
+func (b *newSandbox) unsupported() error {
+	switch {
+	case b.AutoPauseMemory != nil && !*b.AutoPauseMemory:
+		return fmt.Errorf("%w: autoPauseMemory false (pausing to a file-system-only snapshot): paused sandboxes keep their memory", errUnsupported)
+	case b.AutoResume != nil && b.AutoResume.Enabled:
+		return fmt.Errorf("%w: autoResume (resuming a paused sandbox on traffic): resume it with connect", errUnsupported)
+	case present(b.MCP):
+		return fmt.Errorf("%w: mcp (the MCP gateway is not in SoulBox's templates)", errUnsupported)
+	case present(b.Network):
+		return fmt.Errorf("%w: network rules: sandboxes have loopback only", errUnsupported)
+	case present(b.IAM):
+		return fmt.Errorf("%w: iam tokens", errUnsupported)
+	case len(b.VolumeMounts) > 0:
+		return fmt.Errorf("%w: volumeMounts", errUnsupported)
+	}
+	return nil
+}
+
+// present reports whether a JSON value is given and not null or empty.
+func present(v json.RawMessage) bool {
+	switch strings.TrimSpace(string(v)) {
+	case "", "null", "{}", "[]":
+		return false
+	}
+	return true
 }
 
 // limitsJSON is SoulBox's extension: the limits of one sandbox.
@@ -139,14 +178,13 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	timeout, err := seconds(body.Timeout)
-	if err != nil {
+	if err := body.unsupported(); err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	if body.AllowInternetAccess != nil && *body.AllowInternetAccess {
-		// Sandboxes have no network yet; say so rather than pretend.
-		writeError(w, http.StatusBadRequest, "allow_internet_access: this SoulBox has no egress support yet; sandboxes have loopback only")
+	timeout, err := seconds(body.Timeout)
+	if err != nil {
+		s.writeErr(w, err)
 		return
 	}
 	req := sandbox.CreateRequest{
@@ -253,10 +291,21 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, s.sandboxView(in, true))
 }
 
+// connectBody is the body of connect: a timeout, and from newer SDKs
+// memory false for onResume "reboot".
+type connectBody struct {
+	timeoutBody
+	Memory *bool `json:"memory"`
+}
+
 func (s *Server) connect(w http.ResponseWriter, r *http.Request) {
-	var body timeoutBody
+	var body connectBody
 	if err := decodeBody(w, r, &body, true); err != nil {
 		s.writeErr(w, err)
+		return
+	}
+	if body.Memory != nil && !*body.Memory {
+		s.writeErr(w, fmt.Errorf("%w: onResume \"reboot\" (memory false): a paused sandbox resumes with its memory and processes", errUnsupported))
 		return
 	}
 	d, err := seconds(body.Timeout)
@@ -284,6 +333,19 @@ func (s *Server) listV2(w http.ResponseWriter, r *http.Request) {
 	f, err := parseFilter(q)
 	if err != nil {
 		s.writeErr(w, err)
+		return
+	}
+	// Newest first is the only order; filters SoulBox cannot apply are
+	// refused rather than ignored, which would list too much.
+	switch {
+	case q.Get("order") != "" && !strings.EqualFold(q.Get("order"), "desc"):
+		s.writeErr(w, fmt.Errorf("%w: order %q: sandboxes are listed newest first (desc) only", errUnsupported, q.Get("order")))
+		return
+	case q.Get("startedAfter") != "":
+		s.writeErr(w, fmt.Errorf("%w: the startedAfter filter", errUnsupported))
+		return
+	case q.Get("template") != "":
+		s.writeErr(w, fmt.Errorf("%w: the template filter", errUnsupported))
 		return
 	}
 	limit := maxPage

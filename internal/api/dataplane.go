@@ -1,14 +1,17 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/sdk/go/filesig"
@@ -57,7 +60,9 @@ func parsePort(p string) int {
 
 // proxy authorizes a data-plane request and forwards it to the sandbox's
 // agent, streaming both ways (Connect server streams are flushed message
-// by message).
+// by message). A sandbox that does not exist or is not running answers
+// 502, as E2B's proxy does: the SDKs read it as "the sandbox is gone"
+// (isRunning false, TimeoutError).
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port int) {
 	if port < 0 {
 		writeError(w, http.StatusBadRequest, "bad sandbox port")
@@ -65,19 +70,28 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port i
 	}
 	t, ok := s.cfg.Manager.Target(id)
 	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("sandbox %q not found", id))
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %q was not found: it was killed, timed out or never existed", id))
+		return
+	}
+	if r.URL.Path == "/health" && port == AgentPort {
+		s.agentHealth(w, r, id, t)
 		return
 	}
 	if err := s.authorizeData(r, t.AccessToken); err != nil {
 		s.writeErr(w, err)
 		return
 	}
+	s.forward(w, r, id, port, t)
+}
+
+// forward sends an authorized request to the sandbox's agent.
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, port int, t sandbox.Target) {
 	if port != AgentPort {
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("port %d of sandbox %s is not reachable: SoulBox forwards only the agent's port %d for now", port, id, AgentPort))
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s is running but port is not open: SoulBox forwards only the agent's port %d for now, not %d", id, AgentPort, port))
 		return
 	}
-	if t.State == sandbox.Paused {
-		writeError(w, http.StatusConflict, fmt.Sprintf("sandbox %s is paused: resume or connect to it first", id))
+	if t.State != sandbox.Running {
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s was not found running: it is %s; resume or connect to it first", id, t.State))
 		return
 	}
 	rp := &httputil.ReverseProxy{
@@ -92,15 +106,128 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port i
 		// gRPC needs HTTP/2 end to end; everything else goes over HTTP/1.1.
 		Transport:     t.Box.HTTPClient(r.ProtoMajor == 2).Transport,
 		FlushInterval: -1,
+		// Copy errors are clients going away or sandboxes ending.
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(r.Context().Err(), err) || r.Context().Err() != nil {
 				return // the client went away
 			}
 			s.log.Warn("agent unreachable", "sandbox", id, "err", err)
-			writeError(w, http.StatusBadGateway, "the sandbox's agent is unreachable: "+err.Error())
+			// The error names host paths: it goes to the log only.
+			writeError(w, http.StatusBadGateway, "the sandbox is running but its agent port is not open")
 		},
 	}
+	// By default an HTTP/1 server discards the unread request body before
+	// it writes the response. The transport may still be sending that
+	// body to the agent when the agent answers (a command that ends at
+	// once); losing it would make the transport drop the agent connection
+	// and cut the response mid-stream. Let reads and writes interleave.
+	if r.ProtoMajor == 1 {
+		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+			s.log.Warn("full duplex", "err", err)
+		}
+	}
 	rp.ServeHTTP(w, r)
+}
+
+// agentHealth answers envd's unauthenticated GET /health, which the SDKs
+// use to tell a live sandbox (204) from a gone one (502): the sandbox must
+// be running and its agent must accept a connection.
+func (s *Server) agentHealth(w http.ResponseWriter, r *http.Request, id string, t sandbox.Target) {
+	if t.State != sandbox.Running {
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s was not found running: it is %s", id, t.State))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	c, err := t.Box.Dial(ctx)
+	if err != nil {
+		s.log.Warn("agent unreachable", "sandbox", id, "err", err)
+		writeError(w, http.StatusBadGateway, "the sandbox is running but its agent port is not open")
+		return
+	}
+	c.Close()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// healthTimeout bounds the agent check of GET /health.
+const healthTimeout = 5 * time.Second
+
+// signedFiles serves a signed /files URL that names no sandbox: the E2B
+// SDKs build file URLs from E2B_SANDBOX_URL alone when it is set, without
+// the E2b-Sandbox-Id header. The sandbox is the one whose access token
+// the signature was made with.
+func (s *Server) signedFiles(w http.ResponseWriter, r *http.Request) {
+	op, err := signedOp(r)
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	live, err := s.liveSandboxes(r.Context())
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	q := r.URL.Query()
+	for _, in := range live {
+		err := filesig.Verify(q.Get("signature"), q.Get("signature_expiration"), q.Get("path"), op, q.Get("username"), in.AccessToken, s.cfg.Now())
+		if errors.Is(err, filesig.ErrInvalid) {
+			continue
+		}
+		if err != nil { // made with this sandbox's token, but expired
+			s.writeErr(w, fmt.Errorf("%w: %v", errUnauthorized, err))
+			return
+		}
+		t, ok := s.cfg.Manager.Target(in.ID)
+		if !ok {
+			break
+		}
+		s.forward(w, r, in.ID, AgentPort, t)
+		return
+	}
+	s.writeErr(w, fmt.Errorf("%w: the file URL signature matches no live sandbox (wrong path, user or operation, or the sandbox is gone)", errUnauthorized))
+}
+
+// liveSandboxes returns every live sandbox, of every team. The manager
+// lists sandboxes by team, so this walks the teams of the store's API
+// keys: every sandbox was created with a key, and keys are revoked, never
+// deleted.
+func (s *Server) liveSandboxes(ctx context.Context) ([]sandbox.Info, error) {
+	keys, err := s.cfg.Store.ListAPIKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []sandbox.Info
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k.Team] {
+			continue
+		}
+		seen[k.Team] = true
+		page, _, err := s.cfg.Manager.List(k.Team, sandbox.Filter{}, 0, "")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+	}
+	return out, nil
+}
+
+// isSignedFiles reports whether r is a /files request carrying a URL
+// signature.
+func isSignedFiles(r *http.Request) bool {
+	return r.URL.Path == "/files" && r.URL.Query().Get("signature") != ""
+}
+
+// signedOp is the operation a signed /files request performs.
+func signedOp(r *http.Request) (string, error) {
+	switch r.Method {
+	case http.MethodGet:
+		return filesig.Read, nil
+	case http.MethodPost:
+		return filesig.Write, nil
+	}
+	return "", fmt.Errorf("%w: a signed URL allows only GET or POST", errUnauthorized)
 }
 
 // authorizeData accepts the sandbox's access token, or a valid signature
@@ -112,18 +239,13 @@ func (s *Server) authorizeData(r *http.Request, token string) error {
 		}
 		return fmt.Errorf("%w: wrong access token for this sandbox", errUnauthorized)
 	}
-	q := r.URL.Query()
-	if sig := q.Get("signature"); sig != "" && r.URL.Path == "/files" {
-		op := ""
-		switch r.Method {
-		case http.MethodGet:
-			op = filesig.Read
-		case http.MethodPost:
-			op = filesig.Write
-		default:
-			return fmt.Errorf("%w: a signed URL allows only GET or POST", errUnauthorized)
+	if isSignedFiles(r) {
+		op, err := signedOp(r)
+		if err != nil {
+			return err
 		}
-		if err := filesig.Verify(sig, q.Get("signature_expiration"), q.Get("path"), op, q.Get("username"), token, s.cfg.Now()); err != nil {
+		q := r.URL.Query()
+		if err := filesig.Verify(q.Get("signature"), q.Get("signature_expiration"), q.Get("path"), op, q.Get("username"), token, s.cfg.Now()); err != nil {
 			return fmt.Errorf("%w: %v", errUnauthorized, err)
 		}
 		return nil

@@ -40,7 +40,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest):
+	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
+		errors.Is(err, errUnsupported):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
@@ -50,6 +51,9 @@ func statusOf(err error) int {
 var (
 	errBadRequest   = errors.New("bad request")
 	errUnauthorized = errors.New("unauthorized")
+	// errUnsupported is an E2B feature SoulBox does not provide; the SDKs
+	// show 400 answers as InvalidArgumentError.
+	errUnsupported = errors.New("not supported by SoulBox")
 )
 
 // writeErr answers with err's status; internal errors are logged and

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -229,6 +231,17 @@ func (w *watch) translate(ev fsnotify.Event) []*pb.FilesystemEvent {
 	return out
 }
 
+// keepAliveFor is the keepalive interval a WatchDir client asks for in
+// the E2B SDKs' Keepalive-Ping-Interval header (whole seconds, at least
+// one), never longer than dflt; else dflt.
+func keepAliveFor(h http.Header, dflt time.Duration) time.Duration {
+	n, err := strconv.Atoi(h.Get("Keepalive-Ping-Interval"))
+	if err != nil || n < 1 {
+		return dflt
+	}
+	return min(time.Duration(n)*time.Second, dflt)
+}
+
 // WatchDir streams a start event, then the changes under a directory,
 // with keepalive events while idle, until the client goes away.
 func (s *Service) WatchDir(ctx context.Context, req *connect.Request[pb.WatchDirRequest], stream *connect.ServerStream[pb.WatchDirResponse]) error {
@@ -244,7 +257,7 @@ func (s *Service) WatchDir(ctx context.Context, req *connect.Request[pb.WatchDir
 	if err := stream.Send(&pb.WatchDirResponse{Event: &pb.WatchDirResponse_Start{Start: &pb.WatchDirResponse_StartEvent{}}}); err != nil {
 		return err
 	}
-	keepalive := time.NewTicker(s.cfg.KeepAlive)
+	keepalive := time.NewTicker(keepAliveFor(req.Header(), s.cfg.KeepAlive))
 	defer keepalive.Stop()
 	for {
 		select {

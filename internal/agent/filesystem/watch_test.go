@@ -2,6 +2,7 @@ package filesystem
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -190,5 +191,26 @@ func TestPollingWatcher(t *testing.T) {
 	}
 	if _, err := e.client.GetWatcherEvents(ctx, as("user", &pb.GetWatcherEventsRequest{WatcherId: id})); connect.CodeOf(err) != connect.CodeNotFound {
 		t.Errorf("removed watcher: %v, want not_found", err)
+	}
+}
+
+func TestKeepAliveFor(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 50 * time.Second},
+		{"5", 5 * time.Second},
+		{"600", 50 * time.Second},
+		{"0", 50 * time.Second},
+		{"x", 50 * time.Second},
+	} {
+		h := http.Header{}
+		if c.header != "" {
+			h.Set("Keepalive-Ping-Interval", c.header)
+		}
+		if got := keepAliveFor(h, 50*time.Second); got != c.want {
+			t.Errorf("keepAliveFor(%q) = %v, want %v", c.header, got, c.want)
+		}
 	}
 }

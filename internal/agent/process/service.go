@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -107,14 +108,33 @@ func userFrom(h http.Header) (string, error) {
 	return user, nil
 }
 
+// KeepAliveHeader is the request header in which the E2B SDKs ask for
+// keepalive events every so many seconds on a stream.
+const KeepAliveHeader = "Keepalive-Ping-Interval"
+
+// keepAliveFor is the keepalive interval a stream's client asks for in
+// KeepAliveHeader (whole seconds, at least one), else dflt. A longer
+// interval than dflt is not granted: proxies on the way may cut streams
+// idle for longer.
+func keepAliveFor(h http.Header, dflt time.Duration) time.Duration {
+	n, err := strconv.Atoi(h.Get(KeepAliveHeader))
+	if err != nil || n < 1 {
+		return dflt
+	}
+	return min(time.Duration(n)*time.Second, dflt)
+}
+
 // Start starts a process and streams its events until it ends or the
-// client goes away (the process keeps running).
+// client goes away. The process outlives its stream: a deadline on the
+// request (Connect-Timeout-Ms, which the SDKs set from a command's
+// timeout) ends the stream with deadline_exceeded and the process keeps
+// running, reachable with Connect and killable with SendSignal.
 func (s *Service) Start(ctx context.Context, req *connect.Request[pb.StartRequest], stream *connect.ServerStream[pb.StartResponse]) error {
 	p, err := s.start(req)
 	if err != nil {
 		return err
 	}
-	return s.follow(ctx, p, func(ev *pb.ProcessEvent) error {
+	return s.follow(ctx, p, keepAliveFor(req.Header(), s.cfg.KeepAlive), func(ev *pb.ProcessEvent) error {
 		return stream.Send(&pb.StartResponse{Event: ev})
 	})
 }
@@ -189,18 +209,18 @@ func (s *Service) Connect(ctx context.Context, req *connect.Request[pb.ConnectRe
 	if err != nil {
 		return err
 	}
-	return s.follow(ctx, p, func(ev *pb.ProcessEvent) error {
+	return s.follow(ctx, p, keepAliveFor(req.Header(), s.cfg.KeepAlive), func(ev *pb.ProcessEvent) error {
 		return stream.Send(&pb.ConnectResponse{Event: ev})
 	})
 }
 
 // follow sends the start event, output from the start of the kept history,
 // keepalives while idle, and the end event.
-func (s *Service) follow(ctx context.Context, p *proc, send func(*pb.ProcessEvent) error) error {
+func (s *Service) follow(ctx context.Context, p *proc, every time.Duration, send func(*pb.ProcessEvent) error) error {
 	if err := send(&pb.ProcessEvent{Event: &pb.ProcessEvent_Start{Start: &pb.ProcessEvent_StartEvent{Pid: p.pid}}}); err != nil {
 		return err
 	}
-	keepalive := time.NewTicker(s.cfg.KeepAlive)
+	keepalive := time.NewTicker(every)
 	defer keepalive.Stop()
 	var seq int64
 	for {

@@ -299,11 +299,14 @@ func TestBadRequests(t *testing.T) {
 	}
 }
 
-func TestDeadlineEndsStreamNotProcess(t *testing.T) {
+// A Start deadline (Connect-Timeout-Ms) is the process's deadline, as in
+// envd: the stream ends with deadline_exceeded and the process is killed.
+// A Connect deadline ends only that stream.
+func TestDeadline(t *testing.T) {
 	c, _ := newClient(t, Config{KeepAlive: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
 	defer cancel()
-	req := startReq("/bin/sh", "-c", "sleep 1; echo done")
+	req := startReq("/bin/sh", "-c", "echo started; sleep 5 & sleep 5; echo done")
 	req.Msg.Tag = ptr("slow")
 	s, err := c.Start(ctx, req)
 	if err != nil {
@@ -321,13 +324,38 @@ func TestDeadlineEndsStreamNotProcess(t *testing.T) {
 	if keepalives == 0 {
 		t.Error("no keepalive events on an idle stream")
 	}
+	start := time.Now()
 	cs, err := c.Connect(context.Background(), connect.NewRequest(&pb.ConnectRequest{Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Tag{Tag: "slow"}}}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := collect(t, cs, func() *pb.ProcessEvent { return cs.Msg().GetEvent() })
-	if r.stdout.String() != "done\n" {
-		t.Errorf("after the deadline the process must go on; got %q", r.stdout.String())
+	// The process went on after the Start stream's deadline.
+	if r.stdout.String() != "started\ndone\n" || r.end.GetExitCode() != 0 || time.Since(start) < 3*time.Second {
+		t.Errorf("after the deadline: output %q, end %+v after %v; want the process to finish", r.stdout.String(), r.end, time.Since(start))
+	}
+
+	// A deadline on Connect leaves the process alone.
+	s2, err := c.Start(context.Background(), startReq("/bin/sh", "-c", "sleep 0.6; echo done"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Receive()
+	pid := s2.Msg().GetEvent().GetStart().GetPid()
+	cctx, ccancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer ccancel()
+	cs2, err := c.Connect(cctx, connect.NewRequest(&pb.ConnectRequest{Process: &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for cs2.Receive() {
+	}
+	if connect.CodeOf(cs2.Err()) != connect.CodeDeadlineExceeded {
+		t.Fatalf("connect stream ended with %v, want deadline_exceeded", cs2.Err())
+	}
+	r2 := collect(t, s2, func() *pb.ProcessEvent { return s2.Msg().GetEvent() })
+	if r2.stdout.String() != "done\n" || r2.end.GetExitCode() != 0 {
+		t.Errorf("after a Connect deadline the process must go on: %q %+v", r2.stdout.String(), r2.end)
 	}
 }
 
@@ -361,5 +389,51 @@ func TestSetEnv(t *testing.T) {
 		if svc.SetEnv(bad) == nil {
 			t.Errorf("SetEnv(%q) accepted", bad)
 		}
+	}
+}
+
+func TestKeepAliveFor(t *testing.T) {
+	for _, c := range []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 50 * time.Second},
+		{"10", 10 * time.Second},
+		{"50", 50 * time.Second},
+		{"3600", 50 * time.Second}, // never longer than the agent's own
+		{"0", 50 * time.Second},
+		{"-3", 50 * time.Second},
+		{"1.5", 50 * time.Second},
+	} {
+		h := http.Header{}
+		if c.header != "" {
+			h.Set(KeepAliveHeader, c.header)
+		}
+		if got := keepAliveFor(h, 50*time.Second); got != c.want {
+			t.Errorf("keepAliveFor(%q) = %v, want %v", c.header, got, c.want)
+		}
+	}
+}
+
+// A client asking for keepalives every second gets them on an idle stream.
+func TestKeepAliveHeader(t *testing.T) {
+	c, _ := newClient(t, Config{})
+	req := startReq("/bin/sleep", "2.5")
+	req.Header().Set(KeepAliveHeader, "1")
+	s, err := c.Start(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepalives := 0
+	for s.Receive() {
+		if s.Msg().GetEvent().GetKeepalive() != nil {
+			keepalives++
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if keepalives < 2 {
+		t.Errorf("%d keepalives in 2.5 s at 1 s intervals, want at least 2", keepalives)
 	}
 }
