@@ -163,14 +163,19 @@ func (s *Server) signedFiles(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	live, err := s.liveSandboxes(r.Context())
-	if err != nil {
-		s.writeErr(w, err)
-		return
-	}
 	q := r.URL.Query()
-	for _, in := range live {
-		err := filesig.Verify(q.Get("signature"), q.Get("signature_expiration"), q.Get("path"), op, q.Get("username"), in.AccessToken, s.cfg.Now())
+	// The Go SDK names the sandbox (sandbox_id); the E2B SDKs do not, and
+	// then every live sandbox's token is tried.
+	var live []sandbox.Target
+	if id := q.Get(querySandboxID); id != "" {
+		if t, ok := s.cfg.Manager.Target(id); ok {
+			live = append(live, t)
+		}
+	} else {
+		live = s.cfg.Manager.Targets()
+	}
+	for _, t := range live {
+		err := filesig.Verify(q.Get("signature"), q.Get("signature_expiration"), q.Get("path"), op, q.Get("username"), t.AccessToken, s.cfg.Now())
 		if errors.Is(err, filesig.ErrInvalid) {
 			continue
 		}
@@ -178,40 +183,14 @@ func (s *Server) signedFiles(w http.ResponseWriter, r *http.Request) {
 			s.writeErr(w, fmt.Errorf("%w: %v", errUnauthorized, err))
 			return
 		}
-		t, ok := s.cfg.Manager.Target(in.ID)
-		if !ok {
-			break
-		}
-		s.forward(w, r, in.ID, AgentPort, t)
+		s.forward(w, r, t.ID, AgentPort, t)
 		return
 	}
 	s.writeErr(w, fmt.Errorf("%w: the file URL signature matches no live sandbox (wrong path, user or operation, or the sandbox is gone)", errUnauthorized))
 }
 
-// liveSandboxes returns every live sandbox, of every team. The manager
-// lists sandboxes by team, so this walks the teams of the store's API
-// keys: every sandbox was created with a key, and keys are revoked, never
-// deleted.
-func (s *Server) liveSandboxes(ctx context.Context) ([]sandbox.Info, error) {
-	keys, err := s.cfg.Store.ListAPIKeys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	var out []sandbox.Info
-	seen := map[string]bool{}
-	for _, k := range keys {
-		if seen[k.Team] {
-			continue
-		}
-		seen[k.Team] = true
-		page, _, err := s.cfg.Manager.List(k.Team, sandbox.Filter{}, 0, "")
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, page...)
-	}
-	return out, nil
-}
+// querySandboxID names the sandbox in a signed file URL made by the Go SDK.
+const querySandboxID = "sandbox_id"
 
 // isSignedFiles reports whether r is a /files request carrying a URL
 // signature.

@@ -716,6 +716,7 @@ func (m *Manager) Usage(team, id string) (runtime.Usage, Info, error) {
 
 // Target is what the data plane needs to reach a sandbox's agent.
 type Target struct {
+	ID          string
 	Box         Box
 	AccessToken string
 	State       State
@@ -733,7 +734,28 @@ func (m *Manager) Target(id string) (Target, bool) {
 	if e.gone {
 		return Target{}, false
 	}
-	return Target{Box: e.box, AccessToken: e.rec.AccessToken, State: e.rec.State}, true
+	return e.target(), true
+}
+
+func (e *entry) target() Target {
+	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, State: e.rec.State}
+}
+
+// Targets returns every live sandbox, of every team (for signed file URLs
+// that name no sandbox: the one whose token made the signature serves).
+func (m *Manager) Targets() []Target {
+	m.mu.Lock()
+	all := slices.Collect(maps.Values(m.entries))
+	m.mu.Unlock()
+	out := make([]Target, 0, len(all))
+	for _, e := range all {
+		e.mu.Lock()
+		if !e.gone {
+			out = append(out, e.target())
+		}
+		e.mu.Unlock()
+	}
+	return out
 }
 
 // Count returns the number of live sandboxes.
