@@ -32,8 +32,8 @@ type Config struct {
 	Pool            int // sandboxes kept started ahead of demand
 	// Max are the administrator's maximums for every limit; the zero
 	// value means limits.Maximums().
-	Max limits.Limits
-	Logger          *slog.Logger
+	Max    limits.Limits
+	Logger *slog.Logger
 	// Ready, if set, is called with the listener's address once the
 	// daemon serves.
 	Ready func(addr net.Addr)
