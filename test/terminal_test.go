@@ -30,13 +30,13 @@ func TestTerminalWebSocket(t *testing.T) {
 		"no credentials": nil,
 		"other team":     {HTTPHeader: http.Header{"X-Api-Key": {other}}},
 	} {
-		_, resp, err := websocket.Dial(ctx, wsURL, opts)
-		if err == nil || resp == nil || (resp.StatusCode != 401 && resp.StatusCode != 404) {
-			t.Fatalf("%s: dial %v, %v", name, err, resp)
+		_, status, err := wsDial(ctx, wsURL, opts)
+		if err == nil || (status != 401 && status != 404) {
+			t.Fatalf("%s: dial %v, status %d", name, err, status)
 		}
 	}
-	if _, resp, err := websocket.Dial(ctx, wsURL+"&access_token=wrong", nil); err == nil || resp == nil || resp.StatusCode != 401 {
-		t.Fatalf("wrong token: %v %v", err, resp)
+	if _, status, err := wsDial(ctx, wsURL+"&access_token=wrong", nil); err == nil || status != 401 {
+		t.Fatalf("wrong token: %v, status %d", err, status)
 	}
 
 	for _, auth := range []string{"key", "token"} {
@@ -44,7 +44,7 @@ func TestTerminalWebSocket(t *testing.T) {
 		if auth == "token" {
 			u, opts = wsURL+"&access_token="+c.EnvdAccessToken, nil
 		}
-		conn, _, err := websocket.Dial(ctx, u, opts)
+		conn, _, err := wsDial(ctx, u, opts)
 		if err != nil {
 			t.Fatalf("%s: %v", auth, err)
 		}
@@ -88,4 +88,17 @@ func TestTerminalWebSocket(t *testing.T) {
 		}
 		conn.CloseNow()
 	}
+}
+
+// wsDial dials a WebSocket and returns the HTTP status of the handshake.
+func wsDial(ctx context.Context, u string, opts *websocket.DialOptions) (*websocket.Conn, int, error) {
+	conn, resp, err := websocket.Dial(ctx, u, opts) //nolint:bodyclose // closed below on failure; coder/websocket owns a 101's body
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+		if err != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+	}
+	return conn, status, err
 }
