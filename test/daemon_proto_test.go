@@ -137,3 +137,46 @@ func selfSignedCert(t *testing.T) (certFile, keyFile string, pool *x509.CertPool
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestDaemonHostRouting: with --domain, a request to the host
+// <port>-<id>.<domain> reaches the sandbox's agent (deployments with a
+// wildcard domain); other hosts are the control plane.
+func TestDaemonHostRouting(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	key := newAPIKey(t, dir)
+	d := startDaemon(t, dir, "--domain", "sandbox.test")
+	c := d.create(key, map[string]any{"timeout": 60})
+	call := func(host, token string) int {
+		req, _ := http.NewRequest("POST", d.url+"/process.Process/List", strings.NewReader("{}"))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("X-Access-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := call("49983-"+c.SandboxID+".sandbox.test", c.EnvdAccessToken); st != 200 {
+		t.Fatalf("by host name: %d", st)
+	}
+	if st := call("49983-"+c.SandboxID+".sandbox.test:443", c.EnvdAccessToken); st != 200 {
+		t.Fatalf("by host name with a port: %d", st)
+	}
+	if st := call("49983-"+c.SandboxID+".sandbox.test", "wrong"); st != 401 {
+		t.Fatalf("by host name, wrong token: %d", st)
+	}
+	if st := call("49983-"+c.SandboxID+".other.test", c.EnvdAccessToken); st != 404 {
+		t.Fatalf("another domain must be the control plane (404): %d", st)
+	}
+	var info struct {
+		Domain *string `json:"domain"`
+	}
+	if d.call(key, "GET", "/sandboxes/"+c.SandboxID, nil, &info); info.Domain == nil || *info.Domain != "sandbox.test" {
+		t.Fatalf("domain reported: %v", info.Domain)
+	}
+}

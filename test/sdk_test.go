@@ -9,6 +9,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -242,6 +244,42 @@ func TestSDKEndToEnd(t *testing.T) {
 		other := strings.Replace(sbx.DownloadURL("/home/user/signed.txt", soulbox.URLOptions{}), "signed.txt", "other.txt", 1)
 		if st, _ := get(other); st != 401 {
 			t.Fatalf("signed URL for another path: %d, want 401", st)
+		}
+	})
+
+	t.Run("file API paths stay inside the sandbox", func(t *testing.T) {
+		// The host has /etc/shadow and this canary; the sandbox has neither.
+		canary := filepath.Join(dir, "host-canary")
+		if err := os.WriteFile(canary, []byte("host secret"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sbx.Commands.Run(ctx, "ln -s "+canary+" ~/abs; ln -s ../../.."+canary+" ~/rel; ln -s /proc/1/root/etc/shadow ~/viaproc; mkfifo ~/fifo"); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []string{"/home/user/abs", "/home/user/rel", "/home/user/viaproc", "/etc/shadow", "/proc/1/root/etc/shadow", "/home/user/../../.." + canary, canary} {
+			if b, err := sbx.Files.ReadFile(ctx, p); !errors.Is(err, soulbox.ErrNotFound) && !errors.Is(err, soulbox.ErrAuth) {
+				t.Errorf("read %s: %q, %v; want not found", p, b, err)
+			}
+		}
+		for _, p := range []string{"/home/user/fifo", "/dev/zero"} {
+			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := sbx.Files.ReadFile(rctx, p)
+			rcancel()
+			if !errors.Is(err, soulbox.ErrInvalid) {
+				t.Errorf("read %s: %v; want refused", p, err)
+			}
+		}
+		// Writes through a link land inside the sandbox, never on the host.
+		if err := sbx.Files.WriteFile(ctx, "/home/user/abs", []byte("x")); err != nil {
+			t.Logf("write through a dangling link: %v", err)
+		}
+		if b, _ := os.ReadFile(canary); string(b) != "host secret" {
+			t.Fatalf("host canary changed: %q", b)
+		}
+		// The sandbox's /etc/passwd is its own.
+		hostPasswd, _ := os.ReadFile("/etc/passwd")
+		if b, err := sbx.Files.ReadFile(ctx, "/etc/passwd"); err != nil || bytes.Equal(b, hostPasswd) {
+			t.Fatalf("/etc/passwd: %v (same as the host's: %v)", err, bytes.Equal(b, hostPasswd))
 		}
 	})
 

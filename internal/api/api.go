@@ -46,6 +46,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	control *http.ServeMux
+	// patterns are the control plane's documented routes.
+	patterns []string
 	metrics cpuSampler
 }
 
@@ -79,21 +81,27 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) routes() {
 	m := s.control
-	m.HandleFunc("GET /health", s.health)
-	m.HandleFunc("GET /openapi.json", serveOpenAPI)
-	m.HandleFunc("POST /sandboxes", s.auth(s.create))
-	m.HandleFunc("POST /v2/sandboxes", s.auth(s.create))
-	m.HandleFunc("GET /sandboxes", s.auth(s.listV1))
-	m.HandleFunc("GET /v2/sandboxes", s.auth(s.listV2))
-	m.HandleFunc("GET /sandboxes/{id}", s.auth(s.get))
-	m.HandleFunc("DELETE /sandboxes/{id}", s.auth(s.kill))
-	m.HandleFunc("POST /sandboxes/{id}/timeout", s.auth(s.setTimeout))
-	m.HandleFunc("POST /sandboxes/{id}/pause", s.auth(s.pause))
-	m.HandleFunc("POST /sandboxes/{id}/resume", s.auth(s.resume))
-	m.HandleFunc("POST /sandboxes/{id}/connect", s.auth(s.connect))
-	m.HandleFunc("POST /v2/sandboxes/{id}/connect", s.auth(s.connect))
-	m.HandleFunc("GET /sandboxes/{id}/metrics", s.auth(s.sandboxMetrics))
-	m.HandleFunc("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
+	// Every documented endpoint is registered here, and only here; a test
+	// checks the OpenAPI document names each of them.
+	handle := func(pattern string, h http.HandlerFunc) {
+		m.HandleFunc(pattern, h)
+		s.patterns = append(s.patterns, pattern)
+	}
+	handle("GET /health", s.health)
+	handle("GET /openapi.json", serveOpenAPI)
+	handle("POST /sandboxes", s.auth(s.create))
+	handle("POST /v2/sandboxes", s.auth(s.create))
+	handle("GET /sandboxes", s.auth(s.listV1))
+	handle("GET /v2/sandboxes", s.auth(s.listV2))
+	handle("GET /sandboxes/{id}", s.auth(s.get))
+	handle("DELETE /sandboxes/{id}", s.auth(s.kill))
+	handle("POST /sandboxes/{id}/timeout", s.auth(s.setTimeout))
+	handle("POST /sandboxes/{id}/pause", s.auth(s.pause))
+	handle("POST /sandboxes/{id}/resume", s.auth(s.resume))
+	handle("POST /sandboxes/{id}/connect", s.auth(s.connect))
+	handle("POST /v2/sandboxes/{id}/connect", s.auth(s.connect))
+	handle("GET /sandboxes/{id}/metrics", s.auth(s.sandboxMetrics))
+	handle("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
 	m.HandleFunc("/files", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a /files request needs a sandbox (E2b-Sandbox-Id header or <port>-<id> host name) and its access token, or a file URL signature")
 	})

@@ -229,11 +229,12 @@ func TestPTYAndResize(t *testing.T) {
 	if _, err := c.Update(ctx, connect.NewRequest(&pb.UpdateRequest{Process: sel, Pty: &pb.PTY{Size: &pb.PTY_Size{Cols: 100, Rows: 40}}})); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: sel, Input: &pb.ProcessInput{Input: &pb.ProcessInput_Pty{Pty: []byte("go\n")}}})); err != nil {
-		t.Fatal(err)
-	}
+	// While the process still waits for input (an ended process is not found).
 	if _, err := c.CloseStdin(ctx, connect.NewRequest(&pb.CloseStdinRequest{Process: sel})); connect.CodeOf(err) != connect.CodeFailedPrecondition {
 		t.Errorf("CloseStdin on a terminal: %v, want failed_precondition", err)
+	}
+	if _, err := c.SendInput(ctx, connect.NewRequest(&pb.SendInputRequest{Process: sel, Input: &pb.ProcessInput{Input: &pb.ProcessInput_Pty{Pty: []byte("go\n")}}})); err != nil {
+		t.Fatal(err)
 	}
 	r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
 	out := r.pty.String()
