@@ -48,7 +48,7 @@ type Server struct {
 	control *http.ServeMux
 	// patterns are the control plane's documented routes.
 	patterns []string
-	metrics cpuSampler
+	metrics  cpuSampler
 }
 
 // New returns the daemon's handler.
