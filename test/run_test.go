@@ -98,7 +98,9 @@ func TestRunBadFlags(t *testing.T) {
 func TestPosture(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
-	cmd := exec.Command(soulboxBin, "run", "--data-dir", dir, "--", "sleep", "31.4159")
+	// Launched with signal 32 ignored (which Go leaves ignored across its
+	// own exec): the program must still start with default dispositions.
+	cmd := exec.Command(probeBin, "ignore-signal-exec", soulboxBin, "run", "--data-dir", dir, "--", "sleep", "31.4159")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -111,6 +113,8 @@ func TestPosture(t *testing.T) {
 		"Seccomp": "2", "NoNewPrivs": "1",
 		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
 		"CapBnd": "0000000000000000", "CapAmb": "0000000000000000",
+		// Default signal dispositions, whatever the runner's launcher ignored.
+		"SigIgn": "0000000000000000",
 	} {
 		if got := status[field]; got != want {
 			t.Errorf("%s = %q, want %q", field, got, want)

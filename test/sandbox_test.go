@@ -8,11 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
+	"github.com/soulbox-dev/soulbox/internal/sigreset"
 	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
@@ -29,7 +32,11 @@ func TestLongLivedSandboxAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Started with signal 32 ignored, which the init inherits: commands
+	// must still start with default signal dispositions.
+	ignoreSignal32(t)
 	box, err := rt.Start(ctx, runtime.Spec{Limits: limits.Defaults()})
+	sigreset.ResetIgnored()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,4 +157,14 @@ func TestLongLivedSandboxAgent(t *testing.T) {
 		t.Error("Kill returned before the init exited")
 	}
 	hostClean(t, dir)
+}
+
+// ignoreSignal32 makes this process ignore signal 32, which the Go runtime
+// leaves alone, so children inherit the disposition.
+func ignoreSignal32(t *testing.T) {
+	t.Helper()
+	act := struct{ handler, flags, restorer, mask uint64 }{handler: 1} // SIG_IGN
+	if _, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, 32, uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0); e != 0 {
+		t.Fatal(e)
+	}
 }

@@ -24,6 +24,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/soulbox-dev/soulbox/internal/sigreset"
+
 	"github.com/soulbox-dev/soulbox/internal/caps"
 	"github.com/soulbox-dev/soulbox/internal/execpath"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
@@ -130,6 +132,11 @@ func run(ctl *os.File) Event {
 		return Event{Kind: EventError, Error: "decode config: " + err.Error()}
 	}
 	buf = nil
+	// Whatever the runner's launcher ignored would stay ignored in the
+	// program (and, through the agent, in every command).
+	if _, err := sigreset.ResetIgnored(); err != nil {
+		return Event{Kind: EventError, Error: "reset signals: " + err.Error()}
+	}
 	tr := newTrace()
 	pid, err := setupAndStart(&cfg, tr)
 	if err != nil {

@@ -34,7 +34,28 @@ func raw(trap uintptr, a ...uintptr) error {
 	return nil
 }
 
+// ignoreSignal sets a signal's disposition to SIG_IGN with a raw
+// rt_sigaction (the Go runtime leaves signal 32 alone, so it stays ignored
+// across exec, as a launcher may leave it).
+func ignoreSignal(sig int) error {
+	act := struct {
+		handler, flags, restorer, mask uint64
+	}{handler: 1} // SIG_IGN
+	return raw(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8)
+}
+
 func main() {
+	// probe ignore-signal-exec PROGRAM ARGS...: exec PROGRAM with signal
+	// 32 ignored (what the tests' launcher of soulbox does).
+	if len(os.Args) > 2 && os.Args[1] == "ignore-signal-exec" {
+		if err := ignoreSignal(32); err != nil {
+			os.Stderr.WriteString("probe: ignore signal 32: " + err.Error() + "\n")
+			os.Exit(2)
+		}
+		err := syscall.Exec(os.Args[2], os.Args[2:], os.Environ())
+		os.Stderr.WriteString("probe: exec: " + err.Error() + "\n")
+		os.Exit(2)
+	}
 	out := map[string]string{}
 	out["mount_tmpfs"] = result(unix.Mount("none", "/tmp", "tmpfs", 0, ""))
 	out["umount_proc"] = result(unix.Unmount("/proc", unix.MNT_DETACH))
