@@ -172,9 +172,16 @@ func (d *daemon) exec(ctx context.Context, c created, tag string, args ...string
 	if tag != "" {
 		req.Tag = &tag
 	}
-	s, err := d.procClient(c).Start(ctx, connect.NewRequest(req))
+	return runStream(d.t, ctx, d.procClient(c), req)
+}
+
+// runStream starts a process and collects its output (stdout and stderr
+// together) and exit code (-100 if the stream carried no end event).
+func runStream(t testing.TB, ctx context.Context, c processconnect.ProcessClient, req *pb.StartRequest) (string, int32) {
+	t.Helper()
+	s, err := c.Start(ctx, connect.NewRequest(req))
 	if err != nil {
-		d.t.Fatal(err)
+		t.Fatal(err)
 	}
 	var out strings.Builder
 	var code int32 = -100
@@ -187,7 +194,7 @@ func (d *daemon) exec(ctx context.Context, c created, tag string, args ...string
 		}
 	}
 	if err := s.Err(); err != nil {
-		d.t.Fatalf("%v: %v", args, err)
+		t.Fatalf("%s %v: %v", req.GetProcess().GetCmd(), req.GetProcess().GetArgs(), err)
 	}
 	return out.String(), code
 }

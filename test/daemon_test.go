@@ -287,7 +287,7 @@ func TestDaemonRestart(t *testing.T) {
 			if st := d.call(key, "GET", "/sandboxes/"+gone.SandboxID, nil, nil); st != 404 {
 				t.Fatalf("round %d: sandbox %s should be gone: %d", round, gone.SandboxID, st)
 			}
-			if m, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/sbx-*-" + gone.SandboxID); len(m) != 0 {
+			if m := sandboxCgroups(gone.SandboxID); len(m) != 0 {
 				t.Fatalf("round %d: cgroups of %s left: %v", round, gone.SandboxID, m)
 			}
 			if fileExists(filepath.Join(dir, "sandboxes", gone.SandboxID)) {
@@ -318,10 +318,11 @@ func TestDaemonRestart(t *testing.T) {
 // killSandboxInit SIGKILLs a sandbox's PID 1 from the host.
 func killSandboxInit(t *testing.T, id string) {
 	t.Helper()
-	m, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/sbx-*-" + id + "/cgroup.procs")
+	m := sandboxCgroups(id)
 	if len(m) == 0 {
 		t.Fatalf("no cgroup for %s", id)
 	}
+	m[0] = filepath.Join(m[0], "cgroup.procs")
 	b, _ := os.ReadFile(m[0])
 	for _, f := range strings.Fields(string(b)) {
 		pid, _ := strconv.Atoi(f)
@@ -338,4 +339,12 @@ func killSandboxInit(t *testing.T, id string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// sandboxCgroups lists a long-lived sandbox's cgroup directories (one per
+// v1 controller, or the one v2 directory).
+func sandboxCgroups(id string) []string {
+	v1, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/sbx-*-" + id)
+	v2, _ := filepath.Glob("/sys/fs/cgroup/soulbox/sbx-*-" + id)
+	return append(v1, v2...)
 }

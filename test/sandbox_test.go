@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -54,24 +53,7 @@ func TestLongLivedSandboxAgent(t *testing.T) {
 		c := processconnect.NewProcessClient(box.HTTPClient(h2c), "http://agent")
 		run := func(args ...string) (string, int32) {
 			t.Helper()
-			s, err := c.Start(ctx, connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out strings.Builder
-			var code int32 = -100
-			for s.Receive() {
-				ev := s.Msg().GetEvent()
-				out.Write(ev.GetData().GetStdout())
-				out.Write(ev.GetData().GetStderr())
-				if e := ev.GetEnd(); e != nil {
-					code = e.GetExitCode()
-				}
-			}
-			if err := s.Err(); err != nil {
-				t.Fatalf("%v (h2c=%v): %v", args, h2c, err)
-			}
-			return out.String(), code
+			return runStream(t, ctx, c, &pb.StartRequest{Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}})
 		}
 		if out, code := run("sh", "-c", "id -u; pwd; echo $HOME; exit 4"); out != "1000\n/home/user\n/home/user\n" || code != 4 {
 			t.Errorf("h2c=%v: got %q exit %d", h2c, out, code)
