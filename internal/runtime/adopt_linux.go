@@ -179,7 +179,16 @@ func (r *Runtime) LiveSandboxes() ([]Handle, error) {
 		slot, id := n.slot, n.id
 		held, err := r.ids.Reacquire(slot)
 		if err == nil {
-			held.Close() // dead: the next sweep removes it
+			// Dead (e.g. it died after the start-up sweep): remove its
+			// cgroup now, holding the slot so no new sandbox takes it.
+			if cg, err := r.cgroups.Open(name); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				if err := cg.Destroy(ctx); err != nil {
+					r.log.Warn("remove dead sandbox's cgroup", "cgroup", name, "err", err)
+				}
+				cancel()
+			}
+			held.Close()
 			continue
 		}
 		if errors.Is(err, unix.EWOULDBLOCK) {
