@@ -150,10 +150,10 @@ func hostClean(t testing.TB, dir string) {
 
 func leftovers(dir string) []string {
 	var problems []string
-	// Long-lived sandboxes of other data directories (another daemon on
+	// Sandboxes of other data directories (another daemon or suite on
 	// this host) are not this test's.
 	mine := func(cgroupName string) bool {
-		return strings.HasPrefix(cgroupName, "run-") || strings.HasPrefix(cgroupName, "sbx-"+instanceOf(dir)+"-")
+		return strings.HasPrefix(cgroupName, "run-"+instanceOf(dir)+"-") || strings.HasPrefix(cgroupName, "sbx-"+instanceOf(dir)+"-")
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/status")
 	for _, p := range procs {
@@ -162,8 +162,8 @@ func leftovers(dir string) []string {
 			continue
 		}
 		cg, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "cgroup"))
-		if strings.Contains(string(cg), "/soulbox/sbx-") && !strings.Contains(string(cg), "/soulbox/sbx-"+instanceOf(dir)+"-") {
-			continue
+		if strings.Contains(string(cg), "/soulbox/") && !strings.Contains(string(cg), "-"+instanceOf(dir)+"-") {
+			continue // another data directory's sandbox (a concurrent suite)
 		}
 		for _, line := range strings.Split(string(b), "\n") {
 			if f := strings.Fields(line); len(f) > 2 && f[0] == "Uid:" {

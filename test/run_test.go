@@ -108,47 +108,7 @@ func TestPosture(t *testing.T) {
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait(); hostClean(t, dir) }()
 	pid := waitForProcess(t, "sleep\x0031.4159")
 	waitUntilSleeping(t, pid)
-	status := readStatus(t, pid)
-	for field, want := range map[string]string{
-		"Seccomp": "2", "NoNewPrivs": "1",
-		"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
-		"CapBnd": "0000000000000000", "CapAmb": "0000000000000000",
-		// Default signal dispositions, whatever the runner's launcher ignored.
-		"SigIgn": "0000000000000000",
-	} {
-		if got := status[field]; got != want {
-			t.Errorf("%s = %q, want %q", field, got, want)
-		}
-	}
-	uid := strings.Fields(status["Uid"])
-	if len(uid) == 0 || uid[0] != fmt.Sprint(hostUIDBase(t, pid)+1000) || uid[0] == "0" {
-		t.Errorf("host uid %v: want the sandbox's range base + 1000, never root", uid)
-	}
-	for _, ns := range []string{"user", "mnt", "pid", "net", "uts", "ipc", "cgroup"} {
-		mine, _ := os.Readlink("/proc/self/ns/" + ns)
-		theirs, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
-		if err != nil || mine == theirs {
-			t.Errorf("namespace %s: host %s, sandbox %s (%v): must differ", ns, mine, theirs, err)
-		}
-	}
-	fds, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	var names []string
-	for _, fd := range fds {
-		names = append(names, fd.Name())
-	}
-	if strings.Join(names, ",") != "0,1,2" {
-		t.Errorf("fds %v, want only 0,1,2", names)
-	}
-	var hostRoot, sbRoot syscall.Stat_t
-	syscall.Stat("/", &hostRoot)
-	syscall.Stat(fmt.Sprintf("/proc/%d/root/", pid), &sbRoot)
-	if hostRoot.Dev == sbRoot.Dev && hostRoot.Ino == sbRoot.Ino {
-		t.Error("sandbox root is the host root")
-	}
-	cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if !strings.Contains(string(cg), "soulbox/run-") {
-		t.Errorf("process not in a soulbox cgroup: %s", cg)
-	}
+	checkPosture(t, pid, "run-")
 	// The init (the sleeping program's parent) must hold nothing either,
 	// on every one of its threads, and all of them live in the cgroup.
 	initPid := ppid(t, pid)
@@ -235,19 +195,6 @@ func ppid(t *testing.T, pid int) int {
 	return p
 }
 
-func hostUIDBase(t *testing.T, pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 3 || f[0] != "0" || f[1] == "0" {
-		t.Fatalf("uid_map %q: want 0 mapped to a non-root host range", b)
-	}
-	var base int64
-	fmt.Sscan(f[1], &base)
-	return base
-}
 
 func TestEscapesFail(t *testing.T) {
 	requireRoot(t)
@@ -265,20 +212,7 @@ func TestEscapesFail(t *testing.T) {
 	if err := json.Unmarshal([]byte(res.Stdout), &got); err != nil {
 		t.Fatalf("probe output %q: %v (stderr %q)", res.Stdout, err, res.Stderr)
 	}
-	want := map[string]string{
-		"mount_tmpfs": "EPERM", "umount_proc": "EPERM", "unshare_user": "EPERM", "unshare_net": "EPERM",
-		"setns": "EPERM", "chroot": "EPERM", "pivot_root": "EPERM", "ptrace_attach_init": "EPERM",
-		"ptrace_traceme": "EPERM", "process_vm_readv": "EPERM", "keyctl": "EPERM", "add_key": "EPERM",
-		"bpf": "EPERM", "perf_event_open": "EPERM", "userfaultfd": "EPERM", "io_uring_setup": "EPERM",
-		"kexec_load": "EPERM", "init_module": "EPERM", "reboot": "EPERM", "swapon": "EPERM", "acct": "EPERM",
-		"open_by_handle_at": "EPERM", "socket_packet": "EPERM", "socket_vsock": "EPERM",
-		"socket_netlink_audit": "EINVAL", "socket_netlink_uevent": "EPERM", "ioctl_tiocsti": "EPERM", "ioctl_tiocsti_high_bits": "EPERM",
-		"unknown_syscall": "ENOSYS", "sethostname": "EPERM",
-		// Refused by the kernel itself (no capabilities, read-only, not ours).
-		"socket_raw": "EPERM", "write_proc_sys": "EROFS", "open_init_exe_write": "EACCES", "read_init_root": "EACCES",
-		// Allowed.
-		"socket_tcp": "ok", "socket_unix": "ok", "socket_netlink_route": "ok",
-	}
+	want := probeGolden(t)
 	for op, w := range want {
 		if got[op] != w {
 			t.Errorf("%s: got %q, want %q", op, got[op], w)

@@ -132,13 +132,13 @@ func countRunesByteWise(b []byte) int {
 }
 
 func TestCgroupNames(t *testing.T) {
-	for _, n := range []cgName{{kind: kindRun, slot: 42, id: "abc123"}, {kind: kindSandbox, instance: "d0c0ffee", slot: 7, id: "abc123"}} {
+	for _, n := range []cgName{{kind: kindRun, instance: "d0c0ffee", slot: 42, id: "abc123"}, {kind: kindSandbox, instance: "d0c0ffee", slot: 7, id: "abc123"}} {
 		got, ok := parseCgroupName(n.String())
 		if !ok || got != n {
 			t.Errorf("parseCgroupName(%q) = %+v, %v", n.String(), got, ok)
 		}
 	}
-	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "run-5-", "sbx-5-abc", "sbx--5-abc", "sbx-i-5-", "sbx-i-x-abc", "run--1-a"} {
+	for _, bad := range []string{"run-x-1", "other-1-2", "run-5", "run-5-", "run-5-abc", "sbx-5-abc", "sbx--5-abc", "sbx-i-5-", "sbx-i-x-abc", "run--1-a", "run-i--1-a", "sbx-i-1-a-b"} {
 		if n, ok := parseCgroupName(bad); ok {
 			t.Errorf("parseCgroupName(%q) accepted: %+v", bad, n)
 		}

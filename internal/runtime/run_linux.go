@@ -184,7 +184,7 @@ func (sb *sandbox) cgroupName() cgName {
 	if sb.keepAlive {
 		return cgName{kind: kindSandbox, instance: sb.rt.instance, slot: sb.ids.Slot, id: sb.id}
 	}
-	return cgName{kind: kindRun, slot: sb.ids.Slot, id: sb.id}
+	return cgName{kind: kindRun, instance: sb.rt.instance, slot: sb.ids.Slot, id: sb.id}
 }
 
 // passFD records f to be inherited by the init and returns its number there.

@@ -11,10 +11,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Cgroup names: "run-<slot>-<id>" for one-shot runs and
-// "sbx-<instance>-<slot>-<id>" for long-lived sandboxes, where instance
-// tells apart the data directories (daemons) sharing a host. The slot ties
-// a cgroup to its uid range: a cgroup whose slot is free is stale.
+// Cgroup names: "<kind>-<instance>-<slot>-<id>", kind "run" for one-shot
+// runs and "sbx" for long-lived sandboxes. The instance tells apart the
+// data directories (daemons, runners, test suites) sharing a host; the
+// slot ties a cgroup to its uid range: a cgroup whose slot is free is
+// stale, whoever made it.
 const (
 	kindRun     = "run"
 	kindSandbox = "sbx"
@@ -22,36 +23,25 @@ const (
 
 type cgName struct {
 	kind     string
-	instance string // sandboxes only
+	instance string
 	slot     int
 	id       string
 }
 
 func (n cgName) String() string {
-	if n.kind == kindSandbox {
-		return n.kind + "-" + n.instance + "-" + strconv.Itoa(n.slot) + "-" + n.id
-	}
-	return n.kind + "-" + strconv.Itoa(n.slot) + "-" + n.id
+	return n.kind + "-" + n.instance + "-" + strconv.Itoa(n.slot) + "-" + n.id
 }
 
 func parseCgroupName(name string) (cgName, bool) {
 	f := strings.Split(name, "-")
-	var n cgName
-	switch {
-	case len(f) == 3 && f[0] == kindRun:
-		n = cgName{kind: kindRun, id: f[2]}
-	case len(f) == 4 && f[0] == kindSandbox && f[1] != "":
-		n = cgName{kind: kindSandbox, instance: f[1], id: f[3]}
-		f = f[1:]
-	default:
+	if len(f) != 4 || (f[0] != kindRun && f[0] != kindSandbox) || f[1] == "" || f[3] == "" {
 		return cgName{}, false
 	}
-	slot, err := strconv.Atoi(f[1])
-	if err != nil || slot < 0 || n.id == "" {
+	slot, err := strconv.Atoi(f[2])
+	if err != nil || slot < 0 {
 		return cgName{}, false
 	}
-	n.slot = slot
-	return n, true
+	return cgName{kind: f[0], instance: f[1], slot: slot, id: f[3]}, true
 }
 
 // sweep removes cgroups of runs whose runner died before releasing them
