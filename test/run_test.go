@@ -195,7 +195,6 @@ func ppid(t *testing.T, pid int) int {
 	return p
 }
 
-
 func TestEscapesFail(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
