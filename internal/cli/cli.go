@@ -69,7 +69,8 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return &exitError{code: exitUsage, err: err}
 	})
 	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd(), newServeCmd(),
-		newSandboxCmd(), newExecCmd(), newShellCmd(), newCpCmd(), newFilesCmd())
+		newSandboxCmd(), newExecCmd(), newShellCmd(), newCpCmd(), newFilesCmd(),
+		newLanguagesCmd(), newJudgeCmd())
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK

@@ -99,9 +99,10 @@ func newRunCmd() *cobra.Command {
 		env     []string
 		asJSON  bool
 		dataDir string
+		code    codeFlags
 	)
 	c := &cobra.Command{
-		Use:   "run [flags] -- CMD [ARGS...]",
+		Use:   "run [flags] -- CMD [ARGS...]  |  run --lang LANG [flags] FILE|-",
 		Short: "Run one command in a fresh sandbox and report what happened (needs root)",
 		Long: `Run one command in a fresh sandbox: new user, mount, pid, network, uts, ipc and
 cgroup namespaces, an overlay root of the host's /usr with a curated /etc, a
@@ -112,8 +113,22 @@ Without --json the program's output is passed through and soulbox exits with the
 program's exit status. With --json it prints exactly one JSON object:
 {"status","exit_code","signal","stdout","stderr","stdout_truncated",
 "stderr_truncated","wall_ms","cpu_ms","peak_memory_bytes"} where status is one
-of OK RE SG TLE MLE OLE FSE SV XX.`,
+of OK RE SG TLE MLE OLE FSE SV XX.
+
+With --lang, FILE (or - for stdin) is source code in that language
+(soulbox languages lists them): compiled languages are compiled in a sandbox
+of their own first (status CE on failure), then the program runs. The JSON
+adds "language", "compile" {status, stdout, stderr, ms, cached} and
+"artifacts" (files the program created or modified in /home/user: path,
+mime_type, size, content_base64 up to --inline-max, saved_to with
+--artifacts-dir).`,
 		Args: func(_ *cobra.Command, args []string) error {
+			if code.lang != "" {
+				if len(args) != 1 {
+					return usageErrorf("with --lang give exactly one source FILE, or - for stdin")
+				}
+				return nil
+			}
 			if len(args) == 0 {
 				return usageErrorf("no command given: soulbox run [flags] -- CMD [ARGS...]")
 			}
@@ -123,6 +138,9 @@ of OK RE SG TLE MLE OLE FSE SV XX.`,
 			l, err := lf.resolve()
 			if err != nil {
 				return &exitError{code: exitUsage, err: err}
+			}
+			if code.lang != "" {
+				return runCode(cmd, args[0], l, stdin, asJSON, dataDir, &code)
 			}
 			spec := runtime.Spec{Argv: args, Env: env, Limits: l}
 			for _, c := range copyIn {
@@ -178,6 +196,7 @@ of OK RE SG TLE MLE OLE FSE SV XX.`,
 	fl.StringArrayVar(&env, "env", nil, "set an environment variable: KEY=VALUE (repeatable)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdict, output and measurements")
 	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "SoulBox data directory")
+	code.register(c)
 	return c
 }
 

@@ -59,6 +59,9 @@ type Config struct {
 	// init writes "0" to them to move itself, then the init unshares its
 	// cgroup namespace (see cgroup.Cgroup.TaskFiles).
 	CgroupTasks []int
+	// Collect, if set, asks for the files the program creates or
+	// modifies under a directory (one-shot runs only).
+	Collect *Collect
 	// Agent, if set, makes the init exec the agent of a long-lived sandbox
 	// once the sandbox is set up, instead of running Argv.
 	Agent *AgentConfig
@@ -138,7 +141,8 @@ func run(ctl *os.File) Event {
 		return Event{Kind: EventError, Error: "reset signals: " + err.Error()}
 	}
 	tr := newTrace()
-	pid, err := setupAndStart(&cfg, tr)
+	var before snapshot
+	pid, err := setupAndStart(&cfg, tr, &before)
 	if err != nil {
 		var se startError
 		return Event{Kind: EventError, Error: err.Error(), ExecErr: errors.As(err, &se)}
@@ -154,7 +158,17 @@ func run(ctl *os.File) Event {
 		return Event{Kind: EventError, Error: "exec agent: " + execAgent(cfg.Agent).Error()}
 	}
 	status := reap(pid)
-	return Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}
+	exit := Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}
+	if cfg.Collect != nil {
+		// Report the exit first: collecting is not the program's time.
+		b, _ := json.Marshal(exit)
+		if _, err := ctl.Write(b); err != nil {
+			return Event{Kind: EventError, Error: "report exit: " + err.Error()}
+		}
+		collect(cfg.Collect, before)
+		os.Exit(0)
+	}
+	return exit
 }
 
 type startError struct{ error }
@@ -173,7 +187,7 @@ func (t *trace) mark(phase string) {
 	t.last = now
 }
 
-func setupAndStart(cfg *Config, tr *trace) (int, error) {
+func setupAndStart(cfg *Config, tr *trace, before *snapshot) (int, error) {
 	if len(cfg.Argv) == 0 && cfg.Agent == nil {
 		return 0, errors.New("no command")
 	}
@@ -222,6 +236,14 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 	// capability (caps.Set) and never exec, so dropping theirs (a stop of
 	// the world per capability) would buy nothing on this hot path.
 	keep := caps.Of(unix.CAP_SETUID, unix.CAP_SETGID)
+	// Collecting the program's files needs to read them whatever their
+	// modes: CAP_DAC_READ_SEARCH in the sandbox's user namespace, which
+	// covers only files owned by the sandbox's own ids.
+	var afterStart caps.Mask
+	if cfg.Collect != nil && cfg.Agent == nil {
+		afterStart = caps.Of(unix.CAP_DAC_READ_SEARCH)
+		keep |= afterStart
+	}
 	var bounding caps.Mask
 	if cfg.Agent != nil {
 		// CAP_SETPCAP only so the agent can empty its own bounding set;
@@ -253,6 +275,9 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 	if cfg.Agent != nil {
 		return 0, nil
 	}
+	if cfg.Collect != nil {
+		*before = takeSnapshot(cfg.Collect.Dir)
+	}
 	attr := &syscall.ProcAttr{
 		Dir:   cfg.Cwd,
 		Env:   cfg.Env,
@@ -267,7 +292,7 @@ func setupAndStart(cfg *Config, tr *trace) (int, error) {
 		return 0, startError{fmt.Errorf("start %s: %w", cfg.Argv[0], err)}
 	}
 	tr.mark("spawn")
-	if err := caps.Set(0); err != nil {
+	if err := caps.Set(afterStart); err != nil {
 		unix.Kill(pid, unix.SIGKILL)
 		return 0, err
 	}

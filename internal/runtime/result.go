@@ -41,6 +41,10 @@ type Result struct {
 	Wall            time.Duration
 	CPU             time.Duration
 	PeakMemory      int64
+	// Files are those the run created or modified, when Spec.Collect
+	// asked for them; FilesTruncated when some were left out.
+	Files          []File
+	FilesTruncated bool
 
 	oomKills int64
 }

@@ -24,10 +24,13 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
 
-// CopyIn names a host file copied into the sandbox user's home directory.
+// CopyIn is a file copied into the sandbox user's home directory: a host
+// file (HostPath) or, when HostPath is empty, Data with Mode.
 type CopyIn struct {
 	Name     string // relative path under /home/user
 	HostPath string
+	Data     []byte
+	Mode     os.FileMode // permission bits for Data (0: 0644)
 }
 
 // Spec describes one run.
@@ -40,6 +43,9 @@ type Spec struct {
 	// output limit) in addition to the capture in the Result.
 	Stdout, Stderr io.Writer
 	CopyIn         []CopyIn
+	// Collect, if set, returns the files the program creates or modifies
+	// (one-shot runs only).
+	Collect *Collect
 }
 
 // defaultEnv is the environment tenant code starts with.
@@ -71,6 +77,11 @@ func (r *Runtime) Validate(s *Spec) error {
 	for _, c := range s.CopyIn {
 		if c.Name == "" || strings.HasPrefix(c.Name, "/") || c.Name == ".." || strings.HasPrefix(c.Name, "../") || strings.Contains(c.Name, "/../") || strings.HasSuffix(c.Name, "/..") {
 			return fmt.Errorf("%w: copy-in name %q must be a relative path inside the home directory", ErrInvalidSpec, c.Name)
+		}
+	}
+	if s.Collect != nil {
+		if err := s.Collect.validate(); err != nil {
+			return err
 		}
 	}
 	return s.Limits.Validate(r.cfg.Max)
@@ -110,6 +121,8 @@ type sandbox struct {
 	cfg         nsinit.Config
 	extra       []*os.File // descriptors passed to the init, from fd 4 on
 	cgroupTasks []int      // v1: descriptor numbers of the tasks files in the init
+	collectR    *os.File   // read end of the collected-files pipe
+	collectW    *os.File   // its write end, closed once passed to the init
 	keepAlive   bool       // long-lived: survives the process that started it
 	released    bool
 	lastPhase   time.Time
@@ -156,12 +169,37 @@ func (sb *sandbox) prepare() error {
 		return fmt.Errorf("cgroup: %w", err)
 	}
 	for _, c := range sb.spec.CopyIn {
+		if c.HostPath == "" {
+			f, err := memFile(c.Name, c.Data)
+			if err != nil {
+				return fmt.Errorf("copy-in %s: %w", c.Name, err)
+			}
+			sb.files = append(sb.files, f)
+			mode := c.Mode.Perm()
+			if mode == 0 {
+				mode = 0o644
+			}
+			layout.CopyIn = append(layout.CopyIn, rootfs.CopyIn{Name: c.Name, FD: sb.passFD(f), Mode: uint32(mode)})
+			continue
+		}
 		f, fi, err := openRegular(c.HostPath)
 		if err != nil {
 			return fmt.Errorf("%w: copy-in %s: %v", ErrInvalidSpec, c.Name, err)
 		}
 		sb.files = append(sb.files, f)
 		layout.CopyIn = append(layout.CopyIn, rootfs.CopyIn{Name: c.Name, FD: sb.passFD(f), Mode: uint32(fi.Mode().Perm())})
+	}
+	var collect *nsinit.Collect
+	if c := sb.spec.Collect; c != nil && !sb.keepAlive {
+		if sb.collectR, sb.collectW, err = os.Pipe(); err != nil {
+			return fmt.Errorf("collect pipe: %w", err)
+		}
+		sb.files = append(sb.files, sb.collectR, sb.collectW)
+		dir := rootfs.UserHome
+		if c.Dir != "" {
+			dir += "/" + c.Dir
+		}
+		collect = &nsinit.Collect{Dir: dir, FD: sb.passFD(sb.collectW), MaxFiles: c.MaxFiles, MaxBytes: c.MaxBytes}
 	}
 	prog, err := sb.rt.seccomp()
 	if err != nil {
@@ -176,6 +214,7 @@ func (sb *sandbox) prepare() error {
 		Rlimits:     rlimits(l),
 		Seccomp:     prog,
 		CgroupTasks: sb.cgroupTasks,
+		Collect:     collect,
 	}
 	return nil
 }
@@ -191,6 +230,29 @@ func (sb *sandbox) cgroupName() cgName {
 func (sb *sandbox) passFD(f *os.File) int {
 	sb.extra = append(sb.extra, f)
 	return nsinit.ControlFD + len(sb.extra)
+}
+
+// memFile holds data in a sealed memory file, positioned at its start,
+// so copy-in data never touches a host file system.
+func memFile(name string, data []byte) (*os.File, error) {
+	fd, err := unix.MemfdCreate("copy-in", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), name)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE|unix.F_SEAL_SEAL); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 func openRegular(p string) (*os.File, os.FileInfo, error) {
@@ -302,6 +364,21 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		return nil, startErr
 	}
 	defer unix.Close(pidfd)
+	type collected struct {
+		files     []File
+		truncated bool
+		err       error
+	}
+	var collectDone chan collected
+	if sb.collectR != nil {
+		// The init holds the only write end now: EOF when it exits.
+		sb.collectW.Close()
+		collectDone = make(chan collected, 1)
+		go func() {
+			f, t, err := readFiles(sb.collectR, *sb.spec.Collect)
+			collectDone <- collected{f, t, err}
+		}()
+	}
 	stdinW, outR, errR := pipes.inW, pipes.outR, pipes.errR
 	// From here on the init exists: every path below kills and reaps it.
 	var (
@@ -412,12 +489,32 @@ loop:
 	}
 	res.Wall = time.Since(t0)
 	sb.trace("ended")
-	// The init exits right after reporting; if it does not, end it.
+	// The init exits right after reporting (after sending the files, if
+	// asked for); if it does not, end it.
+	grace := 2 * time.Second
+	if collectDone != nil {
+		grace = 10 * time.Second
+	}
+	exitTimer := time.NewTimer(grace)
+	defer exitTimer.Stop()
 	select {
 	case <-waitDone:
-	case <-time.After(2 * time.Second):
-		kill(killedCancel)
+	case <-exitTimer.C:
+		if collectDone != nil {
+			// Collecting took too long: the run's verdict stands, the
+			// files read so far are kept.
+			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		} else {
+			kill(killedCancel)
+		}
 		<-waitDone
+	}
+	if collectDone != nil {
+		c := <-collectDone
+		res.Files, res.FilesTruncated = c.files, c.truncated
+		if c.err != nil {
+			sb.rt.log.Warn("collect files", "sandbox", sb.id, "err", c.err)
+		}
 	}
 	outputs.Wait()
 	res.Stdout, res.StdoutTruncated = stdout.bytes(), stdout.truncated

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Judge throughput: a C++ A+B solution compiled once and run against N test
+# cases, and Python `print(sum(map(int, input().split())))`, sequentially and
+# with 2 and 4 at once — through `soulbox judge` (full isolation, per-run
+# limits), bubblewrap running the same program (no limits), and bare
+# execution, all in this run on this machine.
+# Usage (as root, from the repository): bench/judge.sh [CPP_CASES] [PY_CASES]
+# go-judge is not part of it: the Go module proxy does not serve it here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NCPP=${1:-1000}
+NPY=${2:-300}
+SOULBOX=${SOULBOX:-$PWD/bin/soulbox}
+DATA=${DATA:-/var/lib/soulbox-bench}
+WORK=$(mktemp -d /var/tmp/soulbox-judge-bench-XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+for t in bwrap g++ python3 xargs; do
+  command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
+done
+[ -x "$SOULBOX" ] || { echo "bench: build first (make build)" >&2; exit 1; }
+
+cat > "$WORK/ab.cpp" <<'CPP'
+#include <cstdio>
+int main() { long a, b; if (scanf("%ld %ld", &a, &b) != 2) return 1; printf("%ld\n", a + b); }
+CPP
+echo 'print(sum(map(int, input().split())))' > "$WORK/ab.py"
+mkcases() { # dir n
+  mkdir -p "$1"
+  for i in $(seq 1 "$2"); do a=$((RANDOM * 7)); b=$((RANDOM)); echo "$a $b" > "$1/$i.in"; echo $((a + b)) > "$1/$i.out"; done
+}
+mkcases "$WORK/cpp" "$NCPP"
+mkcases "$WORK/py" "$NPY"
+g++ -O2 -o "$WORK/ab" "$WORK/ab.cpp"
+chmod 755 "$WORK" "$WORK/ab"
+
+LIMITS=(--memory 256M --cpus 1 --timeout 5s --cpu-time 2s)
+rate() { python3 -c "import sys; print(f'{int(sys.argv[1])/float(sys.argv[2]):.0f}')" "$1" "$2"; }
+now() { date +%s.%N; }
+elapsed() { python3 -c "import sys; print(float(sys.argv[2])-float(sys.argv[1]))" "$1" "$2"; }
+
+# Compile time, apart: a cold compile into an empty cache, then a hit.
+rm -rf "$DATA/cache/compile"
+cold=$("$SOULBOX" judge --json --data-dir "$DATA" --lang cpp --tests "$WORK/cpp" "${LIMITS[@]}" "$WORK/ab.cpp" 2>/dev/null | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["compile"]["ms"], "ms, verdict", r["verdict"])' || true)
+echo "compile (cold, g++ -O2 in a sandbox): ${cold}"
+
+soulbox_judge() { # lang src dir n parallel
+  local t0 t1 v
+  t0=$(now)
+  v=$("$SOULBOX" judge --json --data-dir "$DATA" --lang "$1" --tests "$3" --parallel "$5" "${LIMITS[@]}" "$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["verdict"], r["compile"] and r["compile"]["cached"])')
+  t1=$(now)
+  echo "$v" | grep -q '^AC' || { echo "bench: verdict $v" >&2; exit 1; }
+  rate "$4" "$(elapsed "$t0" "$t1")"
+}
+loop() { # n parallel cmd... (stdin from each case file)
+  local n=$1 p=$2 dir=$3; shift 3
+  local t0 t1
+  t0=$(now)
+  seq 1 "$n" | xargs -P "$p" -I{} sh -c '"$@" < "'"$dir"'/{}.in" > /dev/null' _ "$@"
+  t1=$(now)
+  rate "$n" "$(elapsed "$t0" "$t1")"
+}
+BWRAP=(bwrap --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64
+  --ro-bind "$WORK" "$WORK" --proc /proc --dev /dev --tmpfs /tmp --unshare-all --die-with-parent --new-session)
+
+echo
+echo "| runs/s | sequential | 2 at once | 4 at once |"
+echo "|---|---|---|---|"
+for kind in cpp py; do
+  if [ $kind = cpp ]; then n=$NCPP; src=$WORK/ab.cpp; prog=("$WORK/ab"); lang=cpp; else n=$NPY; src=$WORK/ab.py; prog=(/usr/bin/python3 "$WORK/ab.py"); lang=python; fi
+  row="| $kind: soulbox judge (full isolation, limits) |"
+  for p in 1 2 4; do row="$row $(soulbox_judge $lang "$src" "$WORK/$kind" "$n" $p) |"; done
+  echo "$row"
+  row="| $kind: bubblewrap (no limits) |"
+  for p in 1 2 4; do row="$row $(loop "$n" $p "$WORK/$kind" "${BWRAP[@]}" "${prog[@]}") |"; done
+  echo "$row"
+  row="| $kind: bare |"
+  for p in 1 2 4; do row="$row $(loop "$n" $p "$WORK/$kind" "${prog[@]}") |"; done
+  echo "$row"
+done
