@@ -14,7 +14,7 @@ require (
 	modernc.org/sqlite v1.62.0
 )
 
-require github.com/coder/websocket v1.8.15 // indirect
+require github.com/coder/websocket v1.8.15
 
 require (
 	github.com/dustin/go-humanize v1.1.0 // indirect

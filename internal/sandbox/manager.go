@@ -59,6 +59,9 @@ type Box interface {
 	Usage() (runtime.Usage, error)
 	Dial(ctx context.Context) (net.Conn, error)
 	HTTPClient(h2c bool) *http.Client
+	// PortTransport reaches TCP ports listening inside the sandbox
+	// (http://127.0.0.1:PORT/ is PORT in the sandbox).
+	PortTransport() http.RoundTripper
 }
 
 // Runtime is what the manager needs of internal/runtime (an interface so
@@ -161,6 +164,10 @@ type Info struct {
 	Metadata    map[string]string `json:"metadata"`
 	Env         map[string]string `json:"env"`
 	Limits      limits.Limits     `json:"limits"`
+	// TrafficAccessToken, if set, is required (header
+	// e2b-traffic-access-token) to reach the sandbox's exposed ports;
+	// without it they are public, as E2B's are by default.
+	TrafficAccessToken string `json:"traffic_access_token,omitempty"`
 }
 
 // New creates a Manager; call Recover before serving.
@@ -198,6 +205,9 @@ type CreateRequest struct {
 	Metadata  map[string]string
 	Env       map[string]string
 	Limits    LimitsRequest
+	// PrivatePorts makes the exposed ports require a traffic access
+	// token (E2B's network.allowPublicTraffic false).
+	PrivatePorts bool
 }
 
 // LimitsRequest overrides some of the default limits.
@@ -317,6 +327,9 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 		},
 		Handle: box.Handle(),
 	}}
+	if r.PrivatePorts {
+		e.rec.TrafficAccessToken = newToken()
+	}
 	if err := m.save(ctx, e); err != nil {
 		box.Kill()
 		return Info{}, err
@@ -716,10 +729,11 @@ func (m *Manager) Usage(team, id string) (runtime.Usage, Info, error) {
 
 // Target is what the data plane needs to reach a sandbox's agent.
 type Target struct {
-	ID          string
-	Box         Box
-	AccessToken string
-	State       State
+	ID                 string
+	Box                Box
+	AccessToken        string
+	TrafficAccessToken string // "" when the sandbox's ports are public
+	State              State
 }
 
 // Target finds a live sandbox by id alone, for the data plane, which
@@ -738,7 +752,7 @@ func (m *Manager) Target(id string) (Target, bool) {
 }
 
 func (e *entry) target() Target {
-	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, State: e.rec.State}
+	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, TrafficAccessToken: e.rec.TrafficAccessToken, State: e.rec.State}
 }
 
 // Targets returns every live sandbox, of every team (for signed file URLs

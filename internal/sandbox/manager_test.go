@@ -57,6 +57,7 @@ func (b *fakeBox) Done() <-chan struct{}                        { return b.done 
 func (b *fakeBox) Usage() (runtime.Usage, error)                { return runtime.Usage{}, nil }
 func (b *fakeBox) Dial(context.Context) (net.Conn, error)       { return nil, errors.New("fake") }
 func (b *fakeBox) HTTPClient(bool) *http.Client                 { return nil }
+func (b *fakeBox) PortTransport() http.RoundTripper             { return nil }
 func (b *fakeBox) isPaused() bool                               { b.mu.Lock(); defer b.mu.Unlock(); return b.paused }
 func (b *fakeBox) killCount() int                               { b.mu.Lock(); defer b.mu.Unlock(); return b.killed }
 func (r *fakeRuntime) LiveSandboxes() ([]runtime.Handle, error) { return r.live, nil }
