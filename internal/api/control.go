@@ -18,9 +18,7 @@ import (
 // newSandbox is the body of POST /sandboxes (E2B's NewSandbox, plus
 // SoulBox's limits). Fields that change nothing here are accepted and
 // ignored, as unknown JSON fields are: secure (every sandbox requires its
-// access token) and allow_internet_access (E2B SDKs up to 2.50 send true
-// unless told otherwise; sandboxes have loopback only, as
-// docs/e2b-compatibility.md says). Features a client asks for that
+// access token). Features a client asks for that
 // SoulBox lacks are refused (unsupported), not silently dropped.
 type newSandbox struct {
 	TemplateID      string `json:"templateID"`
@@ -30,13 +28,15 @@ type newSandbox struct {
 	AutoResume      *struct {
 		Enabled bool `json:"enabled"`
 	} `json:"autoResume"`
-	Metadata     map[string]string `json:"metadata"`
-	EnvVars      map[string]string `json:"envVars"`
-	Limits       *limitsJSON       `json:"limits"`
-	MCP          json.RawMessage   `json:"mcp"`
-	Network      *networkJSON      `json:"network"`
-	IAM          json.RawMessage   `json:"iam"`
-	VolumeMounts []json.RawMessage `json:"volumeMounts"`
+	Metadata map[string]string `json:"metadata"`
+	EnvVars  map[string]string `json:"envVars"`
+	Limits   *limitsJSON       `json:"limits"`
+	MCP      json.RawMessage   `json:"mcp"`
+	Network  *networkJSON      `json:"network"`
+	// AllowInternetAccess true gives the sandbox egress (E2B's field).
+	AllowInternetAccess *bool             `json:"allow_internet_access"`
+	IAM                 json.RawMessage   `json:"iam"`
+	VolumeMounts        []json.RawMessage `json:"volumeMounts"`
 }
 
 // unsupported names the first feature in b that SoulBox cannot provide.
@@ -198,6 +198,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		Team: teamOf(r), Template: body.TemplateID, Timeout: timeout, AutoPause: body.AutoPause,
 		Metadata: body.Metadata, Env: body.EnvVars,
 		PrivatePorts: body.Network != nil && body.Network.AllowPublicTraffic != nil && !*body.Network.AllowPublicTraffic,
+	}
+	if req.Egress, err = egressRules(body.AllowInternetAccess, body.Network); err != nil {
+		s.writeErr(w, err)
+		return
 	}
 	if l := body.Limits; l != nil {
 		req.Limits.CPUs = l.CPUs

@@ -130,6 +130,11 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		reap(pid)
 		close(box.done)
 	}()
+	if err := sb.attachNet(pid); err != nil {
+		box.Kill()
+		return nil, err
+	}
+	box.handle.Egress = sb.netAttached
 	if err := sendConfig(ctlParent, sb.cfg); err != nil {
 		box.Kill()
 		return nil, err
