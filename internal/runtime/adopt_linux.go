@@ -226,6 +226,10 @@ func (r *Runtime) Destroy(ctx context.Context, h Handle) error {
 	// Destroy kills everything inside (thawing a frozen cgroup) first.
 	errs := []error{cg.Destroy(dctx)}
 	errs = append(errs, os.RemoveAll(filepath.Join(r.cfg.DataDir, "sandboxes", h.ID)))
+	if r.cfg.Net != nil {
+		// Its egress rules, if any: their slot is free now.
+		errs = append(errs, r.cfg.Net.Sweep(r.slotHeld))
+	}
 	return errors.Join(errs...)
 }
 
