@@ -18,8 +18,9 @@ import (
 )
 
 var (
-	soulboxBin string // built once by TestMain
-	probeBin   string
+	soulboxBin  string // built once by TestMain
+	probeBin    string
+	netprobeBin string
 )
 
 func TestMain(m *testing.M) {
@@ -36,12 +37,14 @@ func runMain(m *testing.M) int {
 	os.Chmod(dir, 0o755)
 	soulboxBin = filepath.Join(dir, "soulbox")
 	probeBin = filepath.Join(dir, "probe")
+	netprobeBin = filepath.Join(dir, "netprobe")
 	// As `make build` does: the small init first, then soulbox with it
 	// embedded (internal/initbin).
 	for _, b := range []struct{ out, pkg, tags string }{
 		{"../internal/initbin/soulbox-init", "../cmd/soulbox-init", ""},
 		{soulboxBin, "../cmd/soulbox", "soulbox_embedinit"},
 		{probeBin, "./probe", ""},
+		{netprobeBin, "./netprobe", ""},
 	} {
 		cmd := exec.Command("go", "build", "-trimpath", "-tags", b.tags, "-o", b.out, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

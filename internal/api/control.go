@@ -18,9 +18,7 @@ import (
 // newSandbox is the body of POST /sandboxes (E2B's NewSandbox, plus
 // SoulBox's limits). Fields that change nothing here are accepted and
 // ignored, as unknown JSON fields are: secure (every sandbox requires its
-// access token) and allow_internet_access (E2B SDKs up to 2.50 send true
-// unless told otherwise; sandboxes have loopback only, as
-// docs/e2b-compatibility.md says). Features a client asks for that
+// access token). Features a client asks for that
 // SoulBox lacks are refused (unsupported), not silently dropped.
 type newSandbox struct {
 	TemplateID      string `json:"templateID"`
@@ -30,17 +28,24 @@ type newSandbox struct {
 	AutoResume      *struct {
 		Enabled bool `json:"enabled"`
 	} `json:"autoResume"`
-	Metadata     map[string]string `json:"metadata"`
-	EnvVars      map[string]string `json:"envVars"`
-	Limits       *limitsJSON       `json:"limits"`
-	MCP          json.RawMessage   `json:"mcp"`
-	Network      json.RawMessage   `json:"network"`
-	IAM          json.RawMessage   `json:"iam"`
-	VolumeMounts []json.RawMessage `json:"volumeMounts"`
+	Metadata map[string]string `json:"metadata"`
+	EnvVars  map[string]string `json:"envVars"`
+	Limits   *limitsJSON       `json:"limits"`
+	MCP      json.RawMessage   `json:"mcp"`
+	Network  *networkJSON      `json:"network"`
+	// AllowInternetAccess true gives the sandbox egress (E2B's field).
+	AllowInternetAccess *bool             `json:"allow_internet_access"`
+	IAM                 json.RawMessage   `json:"iam"`
+	VolumeMounts        []json.RawMessage `json:"volumeMounts"`
 }
 
 // unsupported names the first feature in b that SoulBox cannot provide.
 func (b *newSandbox) unsupported() error {
+	if b.Network != nil {
+		if err := b.Network.unsupported(); err != nil {
+			return err
+		}
+	}
 	switch {
 	case b.AutoPauseMemory != nil && !*b.AutoPauseMemory:
 		return fmt.Errorf("%w: autoPauseMemory false (pausing to a file-system-only snapshot): paused sandboxes keep their memory", errUnsupported)
@@ -48,8 +53,6 @@ func (b *newSandbox) unsupported() error {
 		return fmt.Errorf("%w: autoResume (resuming a paused sandbox on traffic): resume it with connect", errUnsupported)
 	case present(b.MCP):
 		return fmt.Errorf("%w: mcp (the MCP gateway is not in SoulBox's templates)", errUnsupported)
-	case present(b.Network):
-		return fmt.Errorf("%w: network rules: sandboxes have loopback only", errUnsupported)
 	case present(b.IAM):
 		return fmt.Errorf("%w: iam tokens", errUnsupported)
 	case len(b.VolumeMounts) > 0:
@@ -113,6 +116,10 @@ func (s *Server) sandboxView(in sandbox.Info, withToken bool) sandboxJSON {
 	v := sandboxJSON{SandboxID: in.ID, TemplateID: in.Template, ClientID: clientID, EnvdVersion: EnvdVersion}
 	if withToken {
 		v.EnvdAccessToken = in.AccessToken
+		if in.TrafficAccessToken != "" {
+			t := in.TrafficAccessToken
+			v.TrafficAccessToken = &t
+		}
 	}
 	if s.cfg.Domain != "" {
 		d := s.cfg.Domain
@@ -190,6 +197,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	req := sandbox.CreateRequest{
 		Team: teamOf(r), Template: body.TemplateID, Timeout: timeout, AutoPause: body.AutoPause,
 		Metadata: body.Metadata, Env: body.EnvVars,
+		PrivatePorts: body.Network != nil && body.Network.AllowPublicTraffic != nil && !*body.Network.AllowPublicTraffic,
+	}
+	if req.Egress, err = egressRules(body.AllowInternetAccess, body.Network); err != nil {
+		s.writeErr(w, err)
+		return
 	}
 	if l := body.Limits; l != nil {
 		req.Limits.CPUs = l.CPUs

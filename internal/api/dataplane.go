@@ -73,7 +73,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port i
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %q was not found: it was killed, timed out or never existed", id))
 		return
 	}
-	if r.URL.Path == "/health" && port == AgentPort {
+	if port != AgentPort {
+		s.forwardPort(w, r, id, port, t)
+		return
+	}
+	if r.URL.Path == "/health" {
 		s.agentHealth(w, r, id, t)
 		return
 	}
@@ -81,15 +85,11 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port i
 		s.writeErr(w, err)
 		return
 	}
-	s.forward(w, r, id, port, t)
+	s.forward(w, r, id, t)
 }
 
 // forward sends an authorized request to the sandbox's agent.
-func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, port int, t sandbox.Target) {
-	if port != AgentPort {
-		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s is running but port is not open: SoulBox forwards only the agent's port %d for now, not %d", id, AgentPort, port))
-		return
-	}
+func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, t sandbox.Target) {
 	if t.State != sandbox.Running {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s was not found running: it is %s; resume or connect to it first", id, t.State))
 		return
@@ -183,7 +183,7 @@ func (s *Server) signedFiles(w http.ResponseWriter, r *http.Request) {
 			s.writeErr(w, fmt.Errorf("%w: %v", errUnauthorized, err))
 			return
 		}
-		s.forward(w, r, t.ID, AgentPort, t)
+		s.forward(w, r, t.ID, t)
 		return
 	}
 	s.writeErr(w, fmt.Errorf("%w: the file URL signature matches no live sandbox (wrong path, user or operation, or the sandbox is gone)", errUnauthorized))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
@@ -40,6 +41,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, netsetup.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
 		errors.Is(err, errUnsupported):
 		return http.StatusBadRequest

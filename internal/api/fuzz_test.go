@@ -13,6 +13,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/auth"
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
@@ -134,3 +135,6 @@ func FuzzDataPlaneTarget(f *testing.F) {
 		}
 	})
 }
+
+func (b *stubBox) PortTransport() http.RoundTripper { return http.DefaultTransport }
+func (b *stubBox) SetEgress(netsetup.Rules) error   { return nil }

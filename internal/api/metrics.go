@@ -18,6 +18,12 @@ type metricJSON struct {
 	MemCache      int64     `json:"memCache"`
 	DiskUsed      int64     `json:"diskUsed"`
 	DiskTotal     int64     `json:"diskTotal"`
+	// SoulBox's extension: traffic of a sandbox with egress, from its
+	// host veth's counters (absent without egress).
+	NetBytesIn    *uint64 `json:"netBytesIn,omitempty"`
+	NetBytesOut   *uint64 `json:"netBytesOut,omitempty"`
+	NetPacketsIn  *uint64 `json:"netPacketsIn,omitempty"`
+	NetPacketsOut *uint64 `json:"netPacketsOut,omitempty"`
 }
 
 // cpuSampler remembers each sandbox's previous CPU reading, so a metrics
@@ -61,11 +67,16 @@ func (s *Server) sandboxMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.cfg.Now()
 	cores := in.Limits.CPUs
-	writeJSON(w, http.StatusOK, []metricJSON{{
+	m := metricJSON{
 		Timestamp: now.UTC(), TimestampUnix: now.Unix(),
 		CPUCount:   int(math.Ceil(cores)),
 		CPUUsedPct: s.metrics.percent(in.ID, now, u.CPUUsage, in.StartedAt, cores),
 		MemUsed:    u.MemoryCurrent, MemTotal: in.Limits.MemoryBytes,
 		DiskUsed: u.DiskUsed, DiskTotal: u.DiskTotal,
-	}})
+	}
+	if n := u.Network; n != nil {
+		m.NetBytesIn, m.NetBytesOut = &n.BytesIn, &n.BytesOut
+		m.NetPacketsIn, m.NetPacketsOut = &n.PacketsIn, &n.PacketsOut
+	}
+	writeJSON(w, http.StatusOK, []metricJSON{m})
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 )
 
@@ -94,6 +95,8 @@ func (f *limitFlags) resolve() (limits.Limits, error) {
 func newRunCmd() *cobra.Command {
 	var (
 		lf      limitFlags
+		nf      netFlags
+		ef      egressFlags
 		stdin   string
 		copyIn  []string
 		env     []string
@@ -143,6 +146,19 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 				return runCode(cmd, args[0], l, stdin, asJSON, dataDir, &code)
 			}
 			spec := runtime.Spec{Argv: args, Env: env, Limits: l}
+			if spec.Egress, err = ef.rules(); err != nil {
+				return err
+			}
+			rcfg := runtime.Config{DataDir: dataDir, Logger: logger(cmd)}
+			if spec.Egress != nil {
+				ncfg, err := nf.config()
+				if err != nil {
+					return err
+				}
+				if rcfg.Net, err = netsetup.New(ncfg); err != nil {
+					return usageErrorf("%v", err)
+				}
+			}
 			for _, c := range copyIn {
 				name, host, ok := strings.Cut(c, "=")
 				if !ok || name == "" || host == "" {
@@ -163,7 +179,7 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 			if !asJSON {
 				spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			}
-			rt, err := runtime.New(cmd.Context(), runtime.Config{DataDir: dataDir, Logger: logger(cmd)})
+			rt, err := runtime.New(cmd.Context(), rcfg)
 			if err != nil {
 				return runFailure(cmd, asJSON, err)
 			}
@@ -191,6 +207,8 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 	}
 	lf.register(c)
 	fl := c.Flags()
+	nf.register(fl)
+	ef.register(fl)
 	fl.StringVar(&stdin, "stdin", "", "file to feed to the program's standard input (default: this command's stdin)")
 	fl.StringArrayVar(&copyIn, "copy-in", nil, "copy a host file into /home/user: NAME=HOSTPATH (repeatable)")
 	fl.StringArrayVar(&env, "env", nil, "set an environment variable: KEY=VALUE (repeatable)")

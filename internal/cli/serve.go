@@ -18,6 +18,7 @@ import (
 func newServeCmd() *cobra.Command {
 	cfg := daemon.Config{}
 	var maxMemory, maxDisk, maxCPUs, maxPids string
+	var nf netFlags
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the SoulBox daemon: the API for long-lived sandboxes (as root)",
@@ -36,6 +37,9 @@ leaves them running; the next start adopts them.`,
 			var err error
 			if cfg.Max, err = adminMaximums(maxMemory, maxDisk, maxCPUs, maxPids); err != nil {
 				return usageErrorf("%v", err)
+			}
+			if cfg.Net, err = nf.config(); err != nil {
+				return err
 			}
 			if cfg.MaxSandboxes < 1 {
 				return usageErrorf("--max-sandboxes must be at least 1")
@@ -65,6 +69,7 @@ leaves them running; the next start adopts them.`,
 	fl.DurationVar(&cfg.MaxTimeout, "max-timeout", 24*time.Hour, "largest timeout a client may set")
 	fl.IntVar(&cfg.MaxSandboxes, "max-sandboxes", 2000, "most live sandboxes at once")
 	fl.IntVar(&cfg.Pool, "pool", 4, "sandboxes kept started ahead of demand, for fast creates (0: none)")
+	nf.register(fl)
 	def := limits.Maximums()
 	fl.StringVar(&maxMemory, "max-memory", limits.FormatBytes(def.MemoryBytes), "largest memory limit a sandbox may ask for")
 	fl.StringVar(&maxDisk, "max-disk", limits.FormatBytes(def.DiskBytes), "largest disk limit a sandbox may ask for")

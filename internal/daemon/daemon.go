@@ -15,6 +15,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/api"
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
@@ -32,7 +33,9 @@ type Config struct {
 	Pool            int // sandboxes kept started ahead of demand
 	// Max are the administrator's maximums for every limit; the zero
 	// value means limits.Maximums().
-	Max    limits.Limits
+	Max limits.Limits
+	// Net configures egress (subnet, nameservers).
+	Net    netsetup.Config
 	Logger *slog.Logger
 	// Ready, if set, is called with the listener's address once the
 	// daemon serves.
@@ -54,7 +57,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer st.Close()
-	rt, err := runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, Logger: log, Max: cfg.Max})
+	nw, err := netsetup.New(cfg.Net)
+	if err != nil {
+		return err
+	}
+	rt, err := runtime.New(ctx, runtime.Config{DataDir: cfg.DataDir, Logger: log, Max: cfg.Max, Net: nw})
 	if err != nil {
 		return err
 	}

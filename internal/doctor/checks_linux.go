@@ -21,7 +21,7 @@ import (
 
 // Checks returns the default host checks, in the order they are shown.
 func Checks() []Check {
-	return []Check{
+	return append([]Check{
 		{
 			Name: "architecture", Required: true,
 			Fix:   "SoulBox supports linux/amd64 hosts only",
@@ -91,7 +91,7 @@ func Checks() []Check {
 			Name: "fs.protected_*", Required: false,
 			Probe: probeProtected,
 		},
-	}
+	}, netChecks()...)
 }
 
 func probeArch() (bool, string) {

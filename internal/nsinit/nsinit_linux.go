@@ -201,6 +201,9 @@ func setupAndStart(cfg *Config, tr *trace, before *snapshot) (int, error) {
 	if err := unix.Sethostname([]byte(rootfs.Hostname)); err != nil {
 		return 0, fmt.Errorf("sethostname: %w", err)
 	}
+	if err := loopbackUp(); err != nil {
+		return 0, fmt.Errorf("loopback: %w", err)
+	}
 	if err := rootfs.Assemble(cfg.Layout); err != nil {
 		return 0, fmt.Errorf("rootfs: %w", err)
 	}
@@ -368,4 +371,24 @@ func execAgent(a *AgentConfig) error {
 	runtime.KeepAlive(env)
 	runtime.KeepAlive(empty)
 	return fmt.Errorf("execveat: %w", e)
+}
+
+// loopbackUp brings up lo in the sandbox's fresh network namespace (it
+// starts down), so servers inside can listen on 127.0.0.1 and the daemon
+// can reach them (exposed ports).
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return err
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	return unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr)
 }

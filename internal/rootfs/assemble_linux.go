@@ -45,6 +45,9 @@ type Layout struct {
 	DiskBytes int64 // size of the writable layer (tmpfs upper)
 	ShmBytes  int64 // size of /dev/shm
 	CopyIn    []CopyIn
+	// ResolvConf, if set, replaces /etc/resolv.conf (read-only): the
+	// nameservers of a sandbox with egress.
+	ResolvConf string `json:",omitempty"`
 }
 
 // devices are bound from the host's /dev; everything else in /dev is
@@ -97,6 +100,11 @@ func Assemble(l Layout) error {
 	}
 	if err := unix.Mount("proc", root+"/proc", "proc", mountFlags|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if l.ResolvConf != "" {
+		if err := bindFile(l.Staging+"/resolv.conf", root+"/etc/resolv.conf", l.ResolvConf); err != nil {
+			return fmt.Errorf("resolv.conf: %w", err)
+		}
 	}
 	for _, c := range l.CopyIn {
 		if err := copyIn(root+UserHome, c); err != nil {
@@ -300,4 +308,23 @@ func CloneTree(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("rootfs: make %s read-only: %w", dir, err)
 	}
 	return os.NewFile(uintptr(fd), dir), nil
+}
+
+// bindFile writes content to src (in the sandbox's private tmpfs, outside
+// its root) and binds it read-only over dst. The template's files belong
+// to the host's root, unmapped here, so they cannot be written in place.
+func bindFile(src, dst, content string) error {
+	fd, err := unix.Open(src, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = unix.Write(fd, []byte(content))
+	unix.Close(fd)
+	if err != nil {
+		return err
+	}
+	if err := unix.Mount(src, dst, "", unix.MS_BIND, ""); err != nil {
+		return err
+	}
+	return unix.Mount("", dst, "", unix.MS_REMOUNT|unix.MS_BIND|unix.MS_RDONLY|mountFlags, "")
 }

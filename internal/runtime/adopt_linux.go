@@ -20,6 +20,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/agent/server"
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 )
 
 // Handle identifies a live long-lived sandbox to another process: the
@@ -32,6 +33,8 @@ type Handle struct {
 	// (/proc/PID/stat field 22): with Pid it names one process, never a
 	// later process that reused the pid.
 	StartTime uint64 `json:"start_time"`
+	// Egress is set when the sandbox has a veth and rules (netsetup).
+	Egress bool `json:"egress,omitempty"`
 }
 
 // Handle returns what a later process needs to adopt the sandbox.
@@ -76,7 +79,10 @@ func (r *Runtime) Adopt(h Handle) (*Sandbox, error) {
 	if fi, err := os.Lstat(sock); err != nil || fi.Mode().Type() != os.ModeSocket {
 		return nil, fmt.Errorf("%w: no agent socket", ErrGone)
 	}
-	sb := &sandbox{rt: r, id: h.ID, cg: cg, keepAlive: true, released: false}
+	if h.Egress && r.cfg.Net == nil {
+		return nil, fmt.Errorf("sandbox %s has egress but this runtime has no network configuration", h.ID)
+	}
+	sb := &sandbox{rt: r, id: h.ID, cg: cg, keepAlive: true, released: false, netSlot: h.Slot, netAttached: h.Egress}
 	box := &Sandbox{ID: h.ID, socket: sock, sb: sb, pidfd: pidfd, handle: h, done: make(chan struct{})}
 	go func() {
 		// Not our child: the exit is seen through the pidfd, and whoever
@@ -143,6 +149,8 @@ func (b *Sandbox) Resume() error { return b.sb.cg.Thaw() }
 type Usage struct {
 	cgroup.Stats
 	DiskUsed, DiskTotal int64 // the writable layer, in bytes
+	// Network is the traffic of a sandbox with egress (nil without).
+	Network *netsetup.Stats
 }
 
 // Usage reads the sandbox's cgroup counters and its writable layer's use.
@@ -158,6 +166,11 @@ func (b *Sandbox) Usage() (Usage, error) {
 	if unix.Statfs("/proc/"+strconv.Itoa(b.handle.Pid)+"/root", &fs) == nil {
 		u.DiskTotal = int64(fs.Blocks) * fs.Bsize
 		u.DiskUsed = int64(fs.Blocks-fs.Bfree) * fs.Bsize
+	}
+	if b.sb.netAttached {
+		if st, err := b.sb.rt.cfg.Net.Stats(b.sb.netSlot); err == nil {
+			u.Network = &st
+		}
 	}
 	return u, nil
 }
@@ -213,6 +226,10 @@ func (r *Runtime) Destroy(ctx context.Context, h Handle) error {
 	// Destroy kills everything inside (thawing a frozen cgroup) first.
 	errs := []error{cg.Destroy(dctx)}
 	errs = append(errs, os.RemoveAll(filepath.Join(r.cfg.DataDir, "sandboxes", h.ID)))
+	if r.cfg.Net != nil {
+		// Its egress rules, if any: their slot is free now.
+		errs = append(errs, r.cfg.Net.Sweep(r.slotHeld))
+	}
 	return errors.Join(errs...)
 }
 
@@ -267,4 +284,15 @@ func (b *Sandbox) SetEnv(ctx context.Context, env map[string]string) error {
 		return fmt.Errorf("set sandbox environment: agent answered %s: %s", resp.Status, bytes.TrimSpace(msg))
 	}
 	return nil
+}
+
+// ErrNoEgress is returned by SetEgress for a sandbox created without egress.
+var ErrNoEgress = errors.New("the sandbox was created without network egress")
+
+// SetEgress replaces the egress rules of a sandbox that has egress.
+func (b *Sandbox) SetEgress(r netsetup.Rules) error {
+	if !b.sb.netAttached {
+		return ErrNoEgress
+	}
+	return b.sb.rt.cfg.Net.Update(b.sb.netSlot, b.sb.id, r)
 }

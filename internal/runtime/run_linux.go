@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/nsinit"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
@@ -46,6 +48,9 @@ type Spec struct {
 	// Collect, if set, returns the files the program creates or modifies
 	// (one-shot runs only).
 	Collect *Collect
+	// Egress, if set, gives the sandbox a network interface with egress
+	// under these rules; nil: loopback only.
+	Egress *netsetup.Rules
 }
 
 // defaultEnv is the environment tenant code starts with.
@@ -125,6 +130,8 @@ type sandbox struct {
 	collectW    *os.File   // its write end, closed once passed to the init
 	keepAlive   bool       // long-lived: survives the process that started it
 	released    bool
+	netSlot     int  // the slot the egress rules are tagged with
+	netAttached bool // egress set up: Detach on release
 	lastPhase   time.Time
 }
 
@@ -204,6 +211,15 @@ func (sb *sandbox) prepare() error {
 	prog, err := sb.rt.seccomp()
 	if err != nil {
 		return fmt.Errorf("seccomp: %w", err)
+	}
+	if sb.spec.Egress != nil {
+		if sb.rt.cfg.Net == nil {
+			return fmt.Errorf("%w: egress is not configured on this host", netsetup.ErrUnavailable)
+		}
+		if err := sb.spec.Egress.Validate(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+		}
+		layout.ResolvConf = sb.rt.cfg.Net.ResolvConf()
 	}
 	env := append(append([]string{}, defaultEnv...), sb.spec.Env...)
 	sb.cfg = nsinit.Config{
@@ -309,6 +325,11 @@ func (sb *sandbox) release() {
 		return
 	}
 	sb.released = true
+	if sb.netAttached {
+		if err := sb.rt.cfg.Net.Detach(sb.netSlot, sb.id); err != nil {
+			sb.rt.log.Error("remove network rules", "sandbox", sb.id, "err", err)
+		}
+	}
 	if sb.cg != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := sb.cg.Destroy(ctx); err != nil {
@@ -414,6 +435,9 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 
 	sb.trace("spawned")
+	if err := sb.attachNet(pid); err != nil {
+		return finish(err)
+	}
 	if err := sendConfig(ctlParent, sb.cfg); err != nil {
 		return finish(err)
 	}
@@ -574,6 +598,26 @@ func (sb *sandbox) spawn(stdin, stdout, stderr, ctl *os.File) (pid, pidfd int, e
 		return 0, 0, fmt.Errorf("start sandbox init: %w", err)
 	}
 	return pid, *sysAttr.PidFD, nil
+}
+
+// attachNet gives the sandbox egress if its spec asks for it. It runs
+// after spawn and before the init gets its configuration, so no tenant
+// code runs before the network is in place; pid is the unreaped init.
+func (sb *sandbox) attachNet(pid int) error {
+	if sb.spec.Egress == nil {
+		return nil
+	}
+	ns, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("%w: sandbox network namespace: %v", netsetup.ErrUnavailable, err)
+	}
+	defer unix.Close(ns)
+	if err := sb.rt.cfg.Net.Attach(ns, sb.ids.Slot, sb.id, *sb.spec.Egress); err != nil {
+		return err
+	}
+	sb.netSlot, sb.netAttached = sb.ids.Slot, true
+	sb.trace("network")
+	return nil
 }
 
 // sendConfig sends the init its configuration.

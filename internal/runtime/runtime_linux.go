@@ -25,6 +25,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/idmap"
 	"github.com/soulbox-dev/soulbox/internal/initbin"
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 	"github.com/soulbox-dev/soulbox/internal/seccomp"
 )
@@ -41,6 +42,9 @@ type Config struct {
 	// AgentExe is the soulbox binary long-lived sandboxes exec as their
 	// agent; empty means /proc/self/exe.
 	AgentExe string
+	// Net gives sandboxes that ask for it egress; nil: a request for
+	// egress fails.
+	Net *netsetup.Net
 }
 
 // Runtime runs sandboxes. Create it with New.
@@ -131,6 +135,11 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		// Stale cgroups cost nothing but a directory; report, don't fail.
 		r.log.Warn("sweep stale cgroups", "err", err)
 	}
+	if cfg.Net != nil {
+		if err := cfg.Net.Sweep(r.slotHeld); err != nil {
+			r.log.Warn("sweep stale network rules", "err", err)
+		}
+	}
 	return r, nil
 }
 
@@ -176,4 +185,15 @@ func installInit(dataDir string) (string, error) {
 		return "", fmt.Errorf("install init: %w", err)
 	}
 	return path, nil
+}
+
+// slotHeld reports whether a uid slot is held by a live sandbox (or its
+// runner); when unsure, it says held.
+func (r *Runtime) slotHeld(slot int) bool {
+	held, err := r.ids.Reacquire(slot)
+	if err != nil {
+		return true
+	}
+	held.Close()
+	return false
 }

@@ -28,7 +28,8 @@ type Sandbox struct {
 	socket string
 
 	sb       *sandbox
-	pidfd    int
+	pidMu    sync.RWMutex // guards pidfd's closing (DialPort reads it)
+	pidfd    int          // -1 once closed
 	handle   Handle
 	done     chan struct{} // closed when the init has exited
 	killOnce sync.Once
@@ -38,6 +39,8 @@ type Sandbox struct {
 		once sync.Once
 		c    *http.Client
 	}
+	portOnce sync.Once
+	portT    *http.Transport
 }
 
 // Start creates a long-lived sandbox with the spec's limits; Argv, Stdin,
@@ -127,6 +130,11 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		reap(pid)
 		close(box.done)
 	}()
+	if err := sb.attachNet(pid); err != nil {
+		box.Kill()
+		return nil, err
+	}
+	box.handle.Egress = sb.netAttached
 	if err := sendConfig(ctlParent, sb.cfg); err != nil {
 		box.Kill()
 		return nil, err
@@ -201,7 +209,14 @@ func (b *Sandbox) Kill() error {
 		case <-time.After(10 * time.Second):
 			b.killErr = errors.Join(b.killErr, fmt.Errorf("sandbox %s did not exit", b.ID))
 		}
+		b.pidMu.Lock()
 		unix.Close(b.pidfd)
+		b.pidfd = -1
+		b.pidMu.Unlock()
+		b.portOnce.Do(func() {})
+		if b.portT != nil {
+			b.portT.CloseIdleConnections()
+		}
 		for i := range b.clients {
 			b.clients[i].once.Do(func() {})
 			if c := b.clients[i].c; c != nil {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
@@ -59,6 +60,10 @@ type Box interface {
 	Usage() (runtime.Usage, error)
 	Dial(ctx context.Context) (net.Conn, error)
 	HTTPClient(h2c bool) *http.Client
+	// PortTransport reaches TCP ports listening inside the sandbox
+	// (http://127.0.0.1:PORT/ is PORT in the sandbox).
+	PortTransport() http.RoundTripper
+	SetEgress(r netsetup.Rules) error
 }
 
 // Runtime is what the manager needs of internal/runtime (an interface so
@@ -161,6 +166,12 @@ type Info struct {
 	Metadata    map[string]string `json:"metadata"`
 	Env         map[string]string `json:"env"`
 	Limits      limits.Limits     `json:"limits"`
+	// TrafficAccessToken, if set, is required (header
+	// e2b-traffic-access-token) to reach the sandbox's exposed ports;
+	// without it they are public, as E2B's are by default.
+	TrafficAccessToken string `json:"traffic_access_token,omitempty"`
+	// Egress is the sandbox's egress rules; nil: loopback only.
+	Egress *netsetup.Rules `json:"egress,omitempty"`
 }
 
 // New creates a Manager; call Recover before serving.
@@ -198,6 +209,11 @@ type CreateRequest struct {
 	Metadata  map[string]string
 	Env       map[string]string
 	Limits    LimitsRequest
+	// PrivatePorts makes the exposed ports require a traffic access
+	// token (E2B's network.allowPublicTraffic false).
+	PrivatePorts bool
+	// Egress, if set, gives the sandbox network egress under these rules.
+	Egress *netsetup.Rules
 }
 
 // LimitsRequest overrides some of the default limits.
@@ -239,6 +255,11 @@ func (m *Manager) validate(r *CreateRequest) (limits.Limits, error) {
 	for k, v := range r.Metadata {
 		if k == "" || len(k) > maxKeyLen || len(v) > maxValueLen {
 			return limits.Limits{}, fmt.Errorf("%w: metadata keys must be 1-%d bytes and values at most %d", ErrInvalid, maxKeyLen, maxValueLen)
+		}
+	}
+	if r.Egress != nil {
+		if err := r.Egress.Validate(); err != nil {
+			return limits.Limits{}, fmt.Errorf("%w: %v", ErrInvalid, err)
 		}
 	}
 	if len(r.Env) > maxEnvVars {
@@ -300,7 +321,7 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 			env = append(env, k+"="+r.Env[k])
 		}
 		var err error
-		box, err = m.cfg.Runtime.Start(ctx, runtime.Spec{Env: env, Limits: l})
+		box, err = m.cfg.Runtime.Start(ctx, runtime.Spec{Env: env, Limits: l, Egress: r.Egress})
 		if err != nil {
 			if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) {
 				return Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -317,6 +338,10 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 		},
 		Handle: box.Handle(),
 	}}
+	if r.PrivatePorts {
+		e.rec.TrafficAccessToken = newToken()
+	}
+	e.rec.Egress = r.Egress
 	if err := m.save(ctx, e); err != nil {
 		box.Kill()
 		return Info{}, err
@@ -336,7 +361,8 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 // than the disk size can change on a live sandbox; the environment is set
 // through the agent), or returns nil to start one cold.
 func (m *Manager) fromPool(ctx context.Context, p *pool, r CreateRequest, l limits.Limits) Box {
-	if p == nil || l.DiskBytes != m.cfg.Defaults.DiskBytes || l.ShmBytes != m.cfg.Defaults.ShmBytes {
+	// Pooled sandboxes have loopback only: egress needs a cold start.
+	if p == nil || r.Egress != nil || l.DiskBytes != m.cfg.Defaults.DiskBytes || l.ShmBytes != m.cfg.Defaults.ShmBytes {
 		return nil
 	}
 	box := p.take()
@@ -627,6 +653,26 @@ func (m *Manager) Connect(ctx context.Context, team, id string, timeout time.Dur
 	return m.view(e), false, nil
 }
 
+// SetEgress replaces the egress rules of a sandbox created with egress.
+func (m *Manager) SetEgress(ctx context.Context, team, id string, r netsetup.Rules) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	e, err := m.lookup(team, id)
+	if err != nil {
+		return err
+	}
+	defer e.mu.Unlock()
+	if e.rec.Egress == nil {
+		return fmt.Errorf("%w: sandbox %s was created without network egress (create it with allow_internet_access or network rules)", ErrConflict, id)
+	}
+	if err := e.box.SetEgress(r); err != nil {
+		return fmt.Errorf("update network of sandbox %s: %w", id, err)
+	}
+	e.rec.Egress = &r
+	return m.save(ctx, e)
+}
+
 // Filter selects sandboxes in List.
 type Filter struct {
 	Metadata map[string]string // all must match
@@ -716,10 +762,11 @@ func (m *Manager) Usage(team, id string) (runtime.Usage, Info, error) {
 
 // Target is what the data plane needs to reach a sandbox's agent.
 type Target struct {
-	ID          string
-	Box         Box
-	AccessToken string
-	State       State
+	ID                 string
+	Box                Box
+	AccessToken        string
+	TrafficAccessToken string // "" when the sandbox's ports are public
+	State              State
 }
 
 // Target finds a live sandbox by id alone, for the data plane, which
@@ -738,7 +785,7 @@ func (m *Manager) Target(id string) (Target, bool) {
 }
 
 func (e *entry) target() Target {
-	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, State: e.rec.State}
+	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, TrafficAccessToken: e.rec.TrafficAccessToken, State: e.rec.State}
 }
 
 // Targets returns every live sandbox, of every team (for signed file URLs

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
@@ -57,6 +58,8 @@ func (b *fakeBox) Done() <-chan struct{}                        { return b.done 
 func (b *fakeBox) Usage() (runtime.Usage, error)                { return runtime.Usage{}, nil }
 func (b *fakeBox) Dial(context.Context) (net.Conn, error)       { return nil, errors.New("fake") }
 func (b *fakeBox) HTTPClient(bool) *http.Client                 { return nil }
+func (b *fakeBox) PortTransport() http.RoundTripper             { return nil }
+func (b *fakeBox) SetEgress(netsetup.Rules) error               { return nil }
 func (b *fakeBox) isPaused() bool                               { b.mu.Lock(); defer b.mu.Unlock(); return b.paused }
 func (b *fakeBox) killCount() int                               { b.mu.Lock(); defer b.mu.Unlock(); return b.killed }
 func (r *fakeRuntime) LiveSandboxes() ([]runtime.Handle, error) { return r.live, nil }

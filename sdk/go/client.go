@@ -182,6 +182,16 @@ type CreateOptions struct {
 	Metadata  map[string]string // free-form labels, filterable with List
 	Env       map[string]string // environment of every process in the sandbox
 	Limits    Limits            // resource limits; zero fields take the daemon's defaults
+	// Network gives the sandbox egress (loopback only by default).
+	Network bool
+	// AllowOut and DenyOut are egress rules (IPv4 CIDRs or addresses; an
+	// allowed prefix wins over a denied one); either implies Network.
+	AllowOut, DenyOut []string
+}
+
+type networkRequest struct {
+	AllowOut []string `json:"allowOut,omitempty"`
+	DenyOut  []string `json:"denyOut,omitempty"`
 }
 
 type createRequest struct {
@@ -191,6 +201,8 @@ type createRequest struct {
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	EnvVars    map[string]string `json:"envVars,omitempty"`
 	Limits     *Limits           `json:"limits,omitempty"`
+	Internet   bool              `json:"allow_internet_access,omitempty"`
+	Network    *networkRequest   `json:"network,omitempty"`
 }
 
 // sandboxWire is the daemon's Sandbox object, including the access token
@@ -212,6 +224,10 @@ func (c *Client) Create(ctx context.Context, opts CreateOptions) (*Sandbox, erro
 		AutoPause:  opts.AutoPause,
 		Metadata:   opts.Metadata,
 		EnvVars:    opts.Env,
+		Internet:   opts.Network || len(opts.AllowOut) > 0 || len(opts.DenyOut) > 0,
+	}
+	if len(opts.AllowOut) > 0 || len(opts.DenyOut) > 0 {
+		req.Network = &networkRequest{AllowOut: opts.AllowOut, DenyOut: opts.DenyOut}
 	}
 	if opts.Limits != (Limits{}) {
 		l := opts.Limits

@@ -1,0 +1,177 @@
+// Package netsetup gives a sandbox's network namespace egress: a veth
+// pair to the host, an address from SoulBox's subnet, a default route,
+// NAT on the host, and per-sandbox allow and deny rules — all through
+// netlink (vishvananda/netlink) and nftables (google/nftables), never by
+// running ip, iptables or nft.
+//
+// Everything SoulBox adds to the host's firewall lives in one nftables
+// table, `inet soulbox`, created with the first sandbox that has egress
+// and removed with the last one (IP forwarding is switched on and back
+// off with it). The table holds:
+//
+//   - input: anything arriving from a sandbox's veth (iifname "sbx*") is
+//     dropped, so no address of the host — the gateway on the veth, or a
+//     service bound to 0.0.0.0 — is reachable from a sandbox;
+//   - forward: one jump per sandbox into its own chain "sbx-<id>" (always
+//     blocked: link-local 169.254/16, SoulBox's subnet, i.e. other
+//     sandboxes, multicast and reserved ranges, IPv6; then the sandbox's
+//     allow list, its deny list, the private ranges, and accept); replies
+//     to sandboxes only for connections they opened; nothing else to or
+//     from a sandbox veth;
+//   - postrouting: masquerade of the subnet.
+//
+// A Net is safe for concurrent use; changes to the table are also
+// serialised across processes (daemon, `soulbox run`) by a lock file.
+package netsetup
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ErrUnavailable wraps every failure to give a sandbox egress: creation
+// fails closed with it.
+var ErrUnavailable = errors.New("sandbox egress is unavailable")
+
+// DefaultSubnet is where sandbox addresses come from: one /30 per uid
+// slot (gateway .1 on the host, sandbox .2).
+var DefaultSubnet = netip.MustParsePrefix("10.200.0.0/16")
+
+// Config configures a Net.
+type Config struct {
+	// Subnet holds one /30 per uid slot; it must be IPv4 and large enough
+	// for the slots in use (a /16 covers all 16384).
+	Subnet netip.Prefix
+	// Nameservers are written to the sandboxes' /etc/resolv.conf and
+	// allowed on port 53 even when private; empty means those of the
+	// host's /etc/resolv.conf that are not loopback addresses.
+	Nameservers []netip.Addr
+	// LockFile serialises changes to the table across processes.
+	LockFile string
+}
+
+// Rules are a sandbox's egress rules. An allowed prefix wins over a
+// denied one (as in E2B); private ranges are denied unless allowed;
+// link-local, other sandboxes and the host are denied whatever the rules.
+type Rules struct {
+	Allow []netip.Prefix `json:"allow,omitempty"`
+	Deny  []netip.Prefix `json:"deny,omitempty"`
+}
+
+// MaxRules caps the prefixes of one sandbox (each is one nftables rule).
+const MaxRules = 256
+
+// ParsePrefix accepts a CIDR or a bare IPv4 address (a /32).
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if p, err := netip.ParsePrefix(s); err == nil {
+		if !p.Addr().Is4() {
+			return netip.Prefix{}, fmt.Errorf("%q: only IPv4 rules are supported (sandboxes have no IPv6 egress)", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address (domain names are not supported yet)", s)
+	}
+	if !a.Is4() {
+		return netip.Prefix{}, fmt.Errorf("%q: only IPv4 rules are supported (sandboxes have no IPv6 egress)", s)
+	}
+	return netip.PrefixFrom(a, 32), nil
+}
+
+// Validate checks the rules' size.
+func (r Rules) Validate() error {
+	if len(r.Allow)+len(r.Deny) > MaxRules {
+		return fmt.Errorf("at most %d egress rules", MaxRules)
+	}
+	for _, p := range append(append([]netip.Prefix{}, r.Allow...), r.Deny...) {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return fmt.Errorf("egress rule %v: only IPv4 prefixes", p)
+		}
+	}
+	return nil
+}
+
+// alwaysBlocked are never reachable from a sandbox, whatever its rules
+// (SoulBox's own subnet is added at run time).
+var alwaysBlocked = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),
+	netip.MustParsePrefix("127.0.0.0/8"),
+	netip.MustParsePrefix("169.254.0.0/16"), // link-local: cloud metadata
+	netip.MustParsePrefix("224.0.0.0/4"),    // multicast
+	netip.MustParsePrefix("240.0.0.0/4"),    // reserved and broadcast
+}
+
+// privateRanges are blocked unless a rule allows them.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"),
+	netip.MustParsePrefix("172.16.0.0/12"),
+	netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("100.64.0.0/10"),
+	netip.MustParsePrefix("198.18.0.0/15"),
+}
+
+// Addrs are a slot's addresses.
+type Addrs struct {
+	Gateway, Sandbox netip.Addr
+	Bits             int
+}
+
+// addrsOf computes a slot's /30 in the subnet.
+func addrsOf(subnet netip.Prefix, slot int) (Addrs, error) {
+	if slot < 0 || slot >= 1<<(30-subnet.Bits()) {
+		return Addrs{}, fmt.Errorf("%w: slot %d does not fit in subnet %s (one /30 per slot)", ErrUnavailable, slot, subnet)
+	}
+	b := subnet.Masked().Addr().As4()
+	base := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	at := func(n uint32) netip.Addr {
+		v := base + uint32(slot)*4 + n
+		return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	}
+	return Addrs{Gateway: at(1), Sandbox: at(2), Bits: 30}, nil
+}
+
+// HostIfName is the host end of a slot's veth.
+func HostIfName(slot int) string { return ifPrefix + strconv.Itoa(slot) }
+
+// ifPrefix starts every host-side veth name SoulBox creates.
+const ifPrefix = "sbx"
+
+// sandboxIfName is the sandbox's end of its veth.
+const sandboxIfName = "eth0"
+
+// hostNameservers reads the non-loopback IPv4 nameservers of a
+// resolv.conf.
+func hostNameservers(path string) []netip.Addr {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil && a.Is4() && !a.IsLoopback() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// ResolvConf is the /etc/resolv.conf of a sandbox with egress.
+func ResolvConf(ns []netip.Addr) string {
+	var b strings.Builder
+	b.WriteString("# SoulBox: this sandbox has network egress.\n")
+	for _, a := range ns {
+		b.WriteString("nameserver " + a.String() + "\n")
+	}
+	b.WriteString("options edns0\n")
+	return b.String()
+}
