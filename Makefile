@@ -12,7 +12,7 @@ GOLANGCI_VERSION := v2.15.0
 GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint-$(GOLANGCI_VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run deps test test-unit test-e2e lint fmt-check proto proto-check fuzz bench test-cgroupv2 clean
+.PHONY: all build run deps test test-unit test-e2e lint fmt-check proto proto-check fuzz bench soak test-cgroupv2 clean
 
 all: build
 
@@ -78,6 +78,11 @@ fuzz:
 	    echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \
 	done
+
+# Outside CI's budget: 1,000 hostile runs mixed with benign ones against a
+# daemon, HOST-OK after every 100, the daemon's memory flat.
+soak: build
+	SOULBOX_SOAK=$${SOULBOX_SOAK:-1000} $(GO) test -count=1 -timeout 60m -v -run '^TestSoak$$' ./test/
 
 bench: build
 	scripts/install-deps.sh bench

@@ -20,7 +20,7 @@ const testUID, testGID = 1000, 1000
 
 // requireRoot skips a test that needs CAP_SETUID and CAP_SETGID (to set
 // file system ids), or fails it under CI.
-func requireRoot(t *testing.T) {
+func requireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return
@@ -37,10 +37,11 @@ type env struct {
 	url    string // of the HTTP server
 	http   *http.Client
 	home   string // "user"'s home, owned by testUID
+	base   string // the home's parent, root-owned
 }
 
 // newEnv serves a Service whose "user" is testUID with a fresh home.
-func newEnv(t *testing.T, cfg Config) *env {
+func newEnv(t testing.TB, cfg Config) *env {
 	t.Helper()
 	requireRoot(t)
 	base, err := os.MkdirTemp("", "soulbox-fs-test-")
@@ -80,6 +81,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 		url:    srv.URL,
 		http:   srv.Client(),
 		home:   home,
+		base:   base,
 	}
 }
 
