@@ -792,6 +792,13 @@ func (c *capture) add(p []byte) {
 		c.truncated = true
 		c.hit <- struct{}{}
 	}
+	if need := len(c.buf) + len(p); need > cap(c.buf) && need > 1<<20 {
+		// Past 1 MiB, grow straight to the cap: append's doubling would
+		// leave the runner carrying its garbage through a flood.
+		nb := make([]byte, len(c.buf), c.limit)
+		copy(nb, c.buf)
+		c.buf = nb
+	}
 	c.buf = append(c.buf, p...)
 	if c.tee != nil {
 		c.tee.Write(p)
