@@ -271,3 +271,41 @@ func TestCodeContexts(t *testing.T) {
 		}
 	})
 }
+
+// TestJudgeAPI judges submissions over the API: the contest scenario.
+func TestJudgeAPI(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	key := newAPIKey(t, dir)
+	d := startDaemon(t, dir)
+	c := sdkClient(t, d, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	tests := []soulbox.JudgeTest{{Name: "small", Stdin: "5\n", Expected: "120\n"}, {Name: "big", Stdin: "10\n", Expected: "3628800\n"}}
+	fact := "#include <iostream>\nint main(){long n,f=1;std::cin>>n;for(long i=2;i<=n;i++)f*=i;std::cout<<f<<\"\\n\";}\n"
+	lim := map[string]string{"memory": "64MB", "timeout": "2s"}
+	rep, err := c.Judge(ctx, soulbox.JudgeRequest{Language: "cpp", Source: fact, Tests: tests, Limits: lim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Verdict != "AC" || len(rep.Cases) != 2 || rep.Compile == nil || rep.Compile.Status != "OK" {
+		t.Fatalf("%+v", rep)
+	}
+	reps, err := c.JudgeBatch(ctx, []soulbox.JudgeRequest{
+		{Language: "cpp", Source: "int main(){return 0;}\n", Tests: tests, Limits: lim},
+		{Language: "cpp", Source: "int main(){for(;;);}\n", Tests: tests, Limits: lim},
+		{Language: "cpp", Source: "int main( {}\n", Tests: tests, Limits: lim},
+		{Language: "python", Source: "print(int(input()) and 120)", Tests: tests[:1], Limits: lim},
+		{Language: "cobol", Source: "", Tests: tests},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range reps {
+		got = append(got, r.Verdict)
+	}
+	if strings.Join(got, ",") != "WA,TLE,CE,AC," || reps[4].Error == "" {
+		t.Fatalf("verdicts %v, last %+v", got, reps[4])
+	}
+}

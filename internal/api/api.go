@@ -18,6 +18,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/execute"
 	"github.com/soulbox-dev/soulbox/internal/lang"
+	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
@@ -46,6 +47,8 @@ type Config struct {
 	InlineArtifactMax int64
 	// Executor runs one-shot programs for POST /judge; nil disables it.
 	Executor *lang.Executor
+	// MaxLimits are the administrator's maximums (zero: limits.Maximums).
+	MaxLimits limits.Limits
 }
 
 // Server is the HTTP handler of the daemon.
@@ -112,6 +115,8 @@ func (s *Server) routes() {
 	handle("PUT /sandboxes/{id}/network", s.auth(s.updateNetwork))
 	handle("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
 	handle("POST /sandboxes/{id}/execute", s.auth(s.executeCode))
+	handle("POST /judge", s.auth(s.judgeOne))
+	handle("POST /judge/batch", s.auth(s.judgeBatch))
 	handle("POST /sandboxes/{id}/contexts", s.auth(s.createContext))
 	handle("GET /sandboxes/{id}/contexts", s.auth(s.listContexts))
 	handle("DELETE /sandboxes/{id}/contexts/{cid}", s.auth(s.deleteContext))

@@ -69,7 +69,7 @@ func parseKernelLine(line []byte) (string, ContextEvent, error) {
 	if len(line) > MaxKernelLine {
 		return "", ContextEvent{}, fmt.Errorf("kernel line of %d bytes is over the cap", len(line))
 	}
-	if json.Unmarshal(line, &m) != nil || m.Type == "" {
+	if !decodeMsg(line, &m) {
 		// Not a protocol message: a stray write to the kernel's stdout.
 		return "", ContextEvent{Type: "stdout", Text: validUTF8(string(line)) + "\n"}, nil
 	}
@@ -92,6 +92,11 @@ func parseKernelLine(line []byte) (string, ContextEvent, error) {
 		return m.ID, ContextEvent{Type: "result", Result: r}, nil
 	}
 	return m.ID, ContextEvent{}, fmt.Errorf("unknown kernel message type %q", m.Type)
+}
+
+// decodeMsg reports whether line is a protocol message.
+func decodeMsg(line []byte, m *kernelMsg) bool {
+	return json.Unmarshal(line, m) == nil && m.Type != ""
 }
 
 // resultOf maps a MIME bundle to a result, checking each representation.
