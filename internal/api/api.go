@@ -16,6 +16,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/execute"
+	"github.com/soulbox-dev/soulbox/internal/lang"
+	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
@@ -39,6 +42,13 @@ type Config struct {
 	// Host is <port>-<sandboxID>.<Domain> to that sandbox.
 	Domain string
 	Now    func() time.Time // nil: time.Now
+	// InlineArtifactMax: execute_code artifacts up to this size come back
+	// inline; larger ones as signed URLs (0: 1 MiB).
+	InlineArtifactMax int64
+	// Executor runs one-shot programs for POST /judge; nil disables it.
+	Executor *lang.Executor
+	// MaxLimits are the administrator's maximums (zero: limits.Maximums).
+	MaxLimits limits.Limits
 }
 
 // Server is the HTTP handler of the daemon.
@@ -49,6 +59,7 @@ type Server struct {
 	// patterns are the control plane's documented routes.
 	patterns []string
 	metrics  cpuSampler
+	contexts *execute.Contexts
 }
 
 // New returns the daemon's handler.
@@ -59,7 +70,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux(), contexts: execute.NewContexts()}
 	s.routes()
 	return s
 }
@@ -103,6 +114,15 @@ func (s *Server) routes() {
 	handle("GET /sandboxes/{id}/metrics", s.auth(s.sandboxMetrics))
 	handle("PUT /sandboxes/{id}/network", s.auth(s.updateNetwork))
 	handle("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
+	handle("POST /sandboxes/{id}/execute", s.auth(s.executeCode))
+	handle("POST /judge", s.auth(s.judgeOne))
+	handle("POST /judge/batch", s.auth(s.judgeBatch))
+	handle("POST /sandboxes/{id}/contexts", s.auth(s.createContext))
+	handle("GET /sandboxes/{id}/contexts", s.auth(s.listContexts))
+	handle("DELETE /sandboxes/{id}/contexts/{cid}", s.auth(s.deleteContext))
+	handle("POST /sandboxes/{id}/contexts/{cid}/restart", s.auth(s.restartContext))
+	handle("POST /sandboxes/{id}/contexts/{cid}/interrupt", s.auth(s.interruptContext))
+	handle("POST /sandboxes/{id}/contexts/{cid}/execute", s.auth(s.executeInContext))
 	m.HandleFunc("/files", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a /files request needs a sandbox (E2b-Sandbox-Id header or <port>-<id> host name) and its access token, or a file URL signature")
 	})

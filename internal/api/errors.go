@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/soulbox-dev/soulbox/internal/execute"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
@@ -35,16 +36,16 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, store.ErrUnauthorized), errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, sandbox.ErrNotFound):
+	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, execute.ErrContextNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, sandbox.ErrConflict):
+	case errors.Is(err, sandbox.ErrConflict), errors.Is(err, execute.ErrKernelDead), errors.Is(err, execute.ErrTooManyContexts):
 		return http.StatusConflict
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, netsetup.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
-		errors.Is(err, errUnsupported):
+		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

@@ -11,9 +11,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/soulbox-dev/soulbox/internal/api"
+	"github.com/soulbox-dev/soulbox/internal/lang"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
@@ -87,7 +89,10 @@ func Run(ctx context.Context, cfg Config) error {
 		protocols.SetUnencryptedHTTP2(true) // gRPC and Connect over h2c
 	}
 	srv := &http.Server{
-		Handler:           api.New(api.Config{Manager: mgr, Store: st, Logger: log, Domain: cfg.Domain}),
+		Handler: api.New(api.Config{
+			Manager: mgr, Store: st, Logger: log, Domain: cfg.Domain, MaxLimits: cfg.Max,
+			Executor: &lang.Executor{Runner: rt, CacheDir: filepath.Join(cfg.DataDir, "cache", "compile"), Log: log},
+		}),
 		Protocols:         &protocols,
 		ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -183,3 +183,14 @@ func Names() []string {
 	sort.Strings(n)
 	return n
 }
+
+// RunEnv is the environment of the language's run step ("KEY=VALUE"
+// entries): the common cache and temp settings plus the language's own.
+func (l *Language) RunEnv() []string {
+	return append(append([]string{}, commonEnv...), l.Env...)
+}
+
+// CompileEnv is the environment of the language's compile step.
+func (l *Language) CompileEnv() []string {
+	return append(l.RunEnv(), compileEnv...)
+}

@@ -1,0 +1,69 @@
+package soulbox
+
+import (
+	"context"
+	"net/http"
+)
+
+// JudgeTest is one test case: the program's stdin and the expected stdout.
+type JudgeTest struct {
+	Name     string            `json:"name,omitempty"`
+	Stdin    string            `json:"stdin"`
+	Expected string            `json:"expected"`
+	Limits   map[string]string `json:"limits,omitempty"`
+}
+
+// JudgeRequest is a submission: compiled once, run against every test in
+// a fresh one-shot sandbox. Limits are overrides as strings ("memory":
+// "50MB", "cpus": "0.1", "timeout": "5s", "cpu-time", "output-limit",
+// ...). Compare is exact, lines (default), tokens or float:EPS.
+type JudgeRequest struct {
+	Language string            `json:"language"`
+	Source   string            `json:"source"`
+	Limits   map[string]string `json:"limits,omitempty"`
+	Compare  string            `json:"compare,omitempty"`
+	Tests    []JudgeTest       `json:"tests"`
+}
+
+// JudgeCase is the verdict of one test.
+type JudgeCase struct {
+	Name        string  `json:"name"`
+	Verdict     string  `json:"verdict"` // AC, WA, TLE, MLE, RE, OLE
+	Status      string  `json:"status"`
+	ExitCode    int     `json:"exit_code"`
+	TimeMS      float64 `json:"time_ms"`
+	WallMS      float64 `json:"wall_ms"`
+	MemoryBytes int64   `json:"memory_bytes"`
+	Stderr      string  `json:"stderr,omitempty"`
+}
+
+// JudgeReport is the outcome of a submission: Verdict is the first
+// non-AC case's (or CE).
+type JudgeReport struct {
+	Verdict string         `json:"verdict"`
+	Compile *CompileReport `json:"compile,omitempty"`
+	Cases   []JudgeCase    `json:"cases"`
+	Error   string         `json:"error,omitempty"` // batch only
+}
+
+// Judge runs a submission against its tests.
+func (c *Client) Judge(ctx context.Context, req JudgeRequest) (*JudgeReport, error) {
+	var rep JudgeReport
+	if _, err := c.do(ctx, http.MethodPost, "/judge", nil, req, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// JudgeBatch runs many submissions; one that cannot be judged has Error
+// set in its report.
+func (c *Client) JudgeBatch(ctx context.Context, reqs []JudgeRequest) ([]JudgeReport, error) {
+	var out struct {
+		Results []JudgeReport `json:"results"`
+	}
+	in := map[string]any{"submissions": reqs}
+	if _, err := c.do(ctx, http.MethodPost, "/judge/batch", nil, in, &out); err != nil {
+		return nil, err
+	}
+	return out.Results, nil
+}
