@@ -240,3 +240,64 @@ func TestEgressDaemon(t *testing.T) {
 		networkClean(t)
 	})
 }
+
+// TestEgressDomains: with a domain allow-list (and everything else
+// denied) a sandbox resolves only the allowed names, through SoulBox's
+// DNS filter whatever nameserver it asks; it reaches an allowed name's
+// address, over HTTP and TLS, only for that name (Host and SNI are
+// checked); the other name neither resolves (its query never leaves the
+// host) nor is reachable by address; the filter's ports give no way to
+// the host; and nothing is left.
+func TestEgressDomains(t *testing.T) {
+	requireRoot(t)
+	h := newInetHost(t)
+	dir := dataDir(t)
+	flags := []string{"--network", "--dns", inetAddr, "--allow-domain", "allowed.test", "--allow-domain", "*.wild.test", "--deny-out", "0.0.0.0/0"}
+	probe := func(args ...string) runResult {
+		res := runNetprobe(t, dir, flags, args...)
+		t.Logf("%v: exit %d: %q", args, res.ExitCode, res.Stdout)
+		return res
+	}
+
+	if res := probe("get", "http://allowed.test/"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 internet says hi") {
+		t.Errorf("allowed domain: %+v", res)
+	}
+	if res := probe("get", "http://a.wild.test/"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 internet says hi") {
+		t.Errorf("wildcard domain: %+v", res)
+	}
+	if res := probe("get", "http://wild.test/"); res.ExitCode == 0 {
+		t.Errorf("*.wild.test allowed wild.test itself: %q", res.Stdout)
+	}
+	if res := probe("get", "http://other.test/"); res.ExitCode == 0 || !strings.Contains(res.Stdout, "resolve") && !strings.Contains(res.Stdout, "lookup") {
+		t.Errorf("other domain: %+v", res)
+	}
+	if n := h.otherQueries.Load(); n != 0 {
+		t.Errorf("%d queries for a refused name reached the upstream nameserver", n)
+	}
+	if res := probe("get", "http://"+otherAddr+"/"); res.ExitCode == 0 {
+		t.Errorf("reached the other address directly: %q", res.Stdout)
+	}
+	if res := probe("get", "http://"+inetAddr+"/"); res.ExitCode == 0 {
+		t.Errorf("reached the allowed domain's address before resolving it: %q", res.Stdout)
+	}
+	// The resolved address, for the allowed name and for another one.
+	if res := probe("resolveget", "allowed.test", "http://"+inetAddr+"/", "allowed.test"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 ") {
+		t.Errorf("HTTP Host allowed.test: %+v", res)
+	}
+	if res := probe("resolveget", "allowed.test", "http://"+inetAddr+"/", "other.test"); !strings.HasPrefix(res.Stdout, "403 ") {
+		t.Errorf("HTTP Host other.test to allowed.test's address: %+v", res)
+	}
+	if res := probe("resolveget", "allowed.test", "https://"+inetAddr+"/", "allowed.test"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 ") {
+		t.Errorf("TLS SNI allowed.test: %+v", res)
+	}
+	if res := probe("resolveget", "allowed.test", "https://"+inetAddr+"/", "other.test"); res.ExitCode == 0 {
+		t.Errorf("TLS SNI other.test to allowed.test's address: %+v", res)
+	}
+	// The filter's ports and the gateway: nothing but the filter's
+	// services, and those refuse direct use.
+	if res := probe("dialall", "gw:22,gw:80,gw:443"); strings.Contains(res.Stdout, " ok") {
+		t.Errorf("host ports reachable: %q", res.Stdout)
+	}
+	hostClean(t, dir)
+	networkClean(t)
+}
