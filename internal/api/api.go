@@ -102,7 +102,8 @@ func (s *Server) routes() {
 	handle("POST /v2/sandboxes/{id}/connect", s.auth(s.connect))
 	handle("GET /sandboxes/{id}/metrics", s.auth(s.sandboxMetrics))
 	handle("PUT /sandboxes/{id}/network", s.auth(s.updateNetwork))
-	handle("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
+	handle("GET /sandboxes/{id}/terminal", s.terminal)          // its own auth: key or access token
+	handle("GET /sandboxes/{id}/ports/{port}/tcp", s.tcpTunnel) // its own auth: key or tokens
 	m.HandleFunc("/files", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a /files request needs a sandbox (E2b-Sandbox-Id header or <port>-<id> host name) and its access token, or a file URL signature")
 	})
