@@ -18,7 +18,12 @@
 //     allow list, its deny list, the private ranges, and accept); replies
 //     to sandboxes only for connections they opened; nothing else to or
 //     from a sandbox veth;
-//   - postrouting: masquerade of the subnet.
+//   - postrouting: masquerade of the subnet;
+//   - for a sandbox with domain rules: a set "dom-<id>" of its domains'
+//     addresses (accepted by its forward chain), a chain "pre-<id>" in
+//     prerouting redirecting its DNS and its TCP 80/443 to those addresses
+//     to its filter (filter_linux.go), and a chain "in-<id>" at the top of
+//     input accepting exactly the filter's ports from its veth.
 //
 // A Net is safe for concurrent use; changes to the table are also
 // serialised across processes (daemon, `soulbox run`) by a lock file.
