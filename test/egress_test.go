@@ -5,9 +5,18 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+
+	soulbox "github.com/soulbox-dev/soulbox/sdk/go"
 )
 
 // runNetprobe runs netprobe in a one-shot sandbox with the given flags.
@@ -239,4 +248,238 @@ func TestEgressDaemon(t *testing.T) {
 		}
 		networkClean(t)
 	})
+}
+
+// TestEgressDomains: with a domain allow-list (and everything else
+// denied) a sandbox resolves only the allowed names, through SoulBox's
+// DNS filter whatever nameserver it asks; it reaches an allowed name's
+// address, over HTTP and TLS, only for that name (Host and SNI are
+// checked); the other name neither resolves (its query never leaves the
+// host) nor is reachable by address; the filter's ports give no way to
+// the host; and nothing is left.
+func TestEgressDomains(t *testing.T) {
+	requireRoot(t)
+	h := newInetHost(t)
+	dir := dataDir(t)
+	flags := []string{"--network", "--dns", inetAddr, "--allow-domain", "allowed.test", "--allow-domain", "*.wild.test", "--deny-out", "0.0.0.0/0"}
+	probe := func(args ...string) runResult {
+		res := runNetprobe(t, dir, flags, args...)
+		t.Logf("%v: exit %d: %q", args, res.ExitCode, res.Stdout)
+		return res
+	}
+
+	if res := probe("get", "http://allowed.test/"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 internet says hi") {
+		t.Errorf("allowed domain: %+v", res)
+	}
+	if res := probe("get", "http://a.wild.test/"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 internet says hi") {
+		t.Errorf("wildcard domain: %+v", res)
+	}
+	if res := probe("get", "http://wild.test/"); res.ExitCode == 0 {
+		t.Errorf("*.wild.test allowed wild.test itself: %q", res.Stdout)
+	}
+	if res := probe("get", "http://other.test/"); res.ExitCode == 0 || !strings.Contains(res.Stdout, "resolve") && !strings.Contains(res.Stdout, "lookup") {
+		t.Errorf("other domain: %+v", res)
+	}
+	if n := h.otherQueries.Load(); n != 0 {
+		t.Errorf("%d queries for a refused name reached the upstream nameserver", n)
+	}
+	if res := probe("get", "http://"+otherAddr+"/"); res.ExitCode == 0 {
+		t.Errorf("reached the other address directly: %q", res.Stdout)
+	}
+	if res := probe("get", "http://"+inetAddr+"/"); res.ExitCode == 0 {
+		t.Errorf("reached the allowed domain's address before resolving it: %q", res.Stdout)
+	}
+	// The resolved address, for the allowed name and for another one.
+	if res := probe("resolveget", "allowed.test", "http://"+inetAddr+"/", "allowed.test"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 ") {
+		t.Errorf("HTTP Host allowed.test: %+v", res)
+	}
+	if res := probe("resolveget", "allowed.test", "http://"+inetAddr+"/", "other.test"); !strings.HasPrefix(res.Stdout, "403 ") {
+		t.Errorf("HTTP Host other.test to allowed.test's address: %+v", res)
+	}
+	if res := probe("resolveget", "allowed.test", "https://"+inetAddr+"/", "allowed.test"); res.ExitCode != 0 || !strings.HasPrefix(res.Stdout, "200 ") {
+		t.Errorf("TLS SNI allowed.test: %+v", res)
+	}
+	if res := probe("resolveget", "allowed.test", "https://"+inetAddr+"/", "other.test"); res.ExitCode == 0 {
+		t.Errorf("TLS SNI other.test to allowed.test's address: %+v", res)
+	}
+	// The filter's ports and the gateway: nothing but the filter's
+	// services, and those refuse direct use.
+	if res := probe("dialall", "gw:22,gw:80,gw:443"); strings.Contains(res.Stdout, " ok") {
+		t.Errorf("host ports reachable: %q", res.Stdout)
+	}
+	hostClean(t, dir)
+	networkClean(t)
+}
+
+// TestEgressDomainsDaemon: domain rules through every way in — `soulbox
+// sandbox create --allow-domain/--allow-out/--deny-out`, the Go SDK's
+// CreateOptions, and PUT /sandboxes/{id}/network at run time; the domain
+// filter of an adopted sandbox is restarted by a new daemon; and a
+// sandbox with egress that dies while no daemon runs has its veth, chains
+// and set swept by the next daemon.
+func TestEgressDomainsDaemon(t *testing.T) {
+	requireRoot(t)
+	h := newInetHost(t)
+	dir := dataDir(t)
+	d := startDaemon(t, dir, "--dns", inetAddr)
+	key := newAPIKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prep := func(c *created) {
+		// Its envd access token, from connect (create by CLI or SDK
+		// does not hand it to the test).
+		if st := d.call(key, "POST", "/sandboxes/"+c.SandboxID+"/connect", map[string]any{"timeout": 300}, c); st/100 != 2 || c.EnvdAccessToken == "" {
+			t.Fatalf("connect %s: %d %+v", c.SandboxID, st, c)
+		}
+		d.upload(*c, netprobeBin, "/home/user/netprobe")
+		d.exec(ctx, *c, "", "chmod", "755", "/home/user/netprobe")
+	}
+	get := func(c created, url string) (string, int32) {
+		return d.exec(ctx, c, "", "/home/user/netprobe", "get", url)
+	}
+	expect := func(what string, c created, url string, ok bool) {
+		t.Helper()
+		out, code := get(c, url)
+		if (code == 0) != ok {
+			t.Errorf("%s: %s: exit %d %q, want success %v", what, url, code, out, ok)
+		}
+	}
+
+	// The CLI's create flags.
+	out, errOut, code := cli(t, d, key, "", "sandbox", "create", "--timeout", "300s", "--allow-domain", "allowed.test", "--deny-out", "0.0.0.0/0", "--allow-out", privateAddr)
+	if code != 0 {
+		t.Fatalf("sandbox create: %d %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	byCLI := created{SandboxID: lines[len(lines)-1]}
+	prep(&byCLI)
+	expect("cli", byCLI, "http://allowed.test/", true)
+	expect("cli", byCLI, "http://"+privateAddr+"/", true)
+	expect("cli", byCLI, "http://other.test/", false)
+	expect("cli", byCLI, "http://"+otherAddr+"/", false)
+	if _, errOut, code := cli(t, d, key, "", "sandbox", "create", "--allow-domain", "bad domain"); code == 0 || !strings.Contains(errOut, "domain") {
+		t.Errorf("create with a bad domain: %d %q", code, errOut)
+	}
+
+	// The Go SDK's fields.
+	c := sdkClient(t, d, key)
+	sbx, err := c.Create(ctx, soulbox.CreateOptions{Timeout: 300 * time.Second, AllowOut: []string{"allowed.test"}, DenyOut: []string{"0.0.0.0/0"}})
+	if err != nil {
+		t.Fatalf("SDK create: %v", err)
+	}
+	bySDK := created{SandboxID: sbx.ID}
+	prep(&bySDK)
+	expect("sdk", bySDK, "http://allowed.test/", true)
+	expect("sdk", bySDK, "http://"+otherAddr+"/", false)
+	open, err := c.Create(ctx, soulbox.CreateOptions{Timeout: 300 * time.Second, Network: true})
+	if err != nil {
+		t.Fatalf("SDK create: %v", err)
+	}
+	byNet := created{SandboxID: open.ID}
+	prep(&byNet)
+	expect("sdk network", byNet, "http://other.test/", true)
+
+	// At run time: domains on, then off again.
+	put := func(body any) {
+		t.Helper()
+		if st := d.call(key, "PUT", "/sandboxes/"+byNet.SandboxID+"/network", body, nil); st != http.StatusNoContent {
+			t.Fatalf("PUT network %v: %d", body, st)
+		}
+	}
+	put(map[string]any{"allowOut": []string{"allowed.test"}, "denyOut": []string{"0.0.0.0/0"}})
+	expect("put domains", byNet, "http://allowed.test/", true)
+	expect("put domains", byNet, "http://other.test/", false)
+	expect("put domains", byNet, "http://"+otherAddr+"/", false)
+	put(map[string]any{})
+	expect("put cleared", byNet, "http://other.test/", true)
+	if h.otherQueries.Load() == 0 {
+		t.Errorf("control: other.test was never asked upstream once domains were cleared")
+	}
+
+	// A new daemon restarts the filter of an adopted sandbox.
+	outer := t
+	d.stop(9)
+	d = startDaemon(outer, dir, "--dns", inetAddr)
+	expect("after restart", byCLI, "http://allowed.test/", true)
+	expect("after restart", byCLI, "http://"+otherAddr+"/", false)
+
+	for _, c := range []created{byCLI, bySDK, byNet} {
+		if st := d.call(key, "DELETE", "/sandboxes/"+c.SandboxID, nil, nil); st != http.StatusNoContent {
+			t.Fatalf("kill: %d", st)
+		}
+	}
+
+	// Died while no daemon ran: swept at the next start.
+	dead := d.create(key, map[string]any{"timeout": 300, "network": map[string]any{"allowOut": []string{"allowed.test"}}})
+	slot, procs := sandboxCgroup(t, dead.SandboxID)
+	if len(netLeft(t, dead.SandboxID, slot)) != 5 {
+		t.Fatalf("control: the sandbox's network is not all there: %v", netLeft(t, dead.SandboxID, slot))
+	}
+	d.stop(9)
+	for _, p := range procs {
+		syscall.Kill(p, syscall.SIGKILL)
+	}
+	d = startDaemon(outer, dir, "--dns", inetAddr)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(netLeft(t, dead.SandboxID, slot)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if l := netLeft(t, dead.SandboxID, slot); len(l) > 0 {
+		t.Errorf("left after the restart: %v", l)
+	}
+}
+
+// sandboxCgroup finds a live sandbox's uid slot and processes from its
+// cgroup (named sbx-<instance>-<slot>-<id>).
+func sandboxCgroup(t *testing.T, id string) (int, []int) {
+	t.Helper()
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/*/sbx-*-" + id)
+	dirs2, _ := filepath.Glob("/sys/fs/cgroup/*/sbx-*-" + id)
+	for _, dir := range append(dirs, dirs2...) {
+		f := strings.Split(filepath.Base(dir), "-")
+		slot, err := strconv.Atoi(f[len(f)-2])
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			continue
+		}
+		var procs []int
+		for _, s := range strings.Fields(string(b)) {
+			if p, err := strconv.Atoi(s); err == nil {
+				procs = append(procs, p)
+			}
+		}
+		if len(procs) > 0 {
+			return slot, procs
+		}
+	}
+	t.Fatalf("no cgroup with processes for sandbox %s", id)
+	return 0, nil
+}
+
+// netLeft lists what of a sandbox's network exists: its veth, and its
+// chains and set in the table inet soulbox.
+func netLeft(t *testing.T, id string, slot int) []string {
+	t.Helper()
+	var out []string
+	if _, err := netlink.LinkByName("sbx" + strconv.Itoa(slot)); err == nil {
+		out = append(out, "veth sbx"+strconv.Itoa(slot))
+	}
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &nftables.Table{Name: "soulbox", Family: nftables.TableFamilyINet}
+	chains, _ := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	for _, ch := range chains {
+		if ch.Table.Name == "soulbox" && strings.HasSuffix(ch.Name, "-"+id) {
+			out = append(out, "chain "+ch.Name)
+		}
+	}
+	if s, err := c.GetSetByName(tbl, "dom-"+id); err == nil && s != nil {
+		out = append(out, "set "+s.Name)
+	}
+	return out
 }

@@ -5,11 +5,14 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	goruntime "runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -24,6 +27,89 @@ type inetHost struct {
 	ns     netns.NsHandle
 	hostIf string
 	srv    *http.Server
+	// otherQueries counts the DNS queries for other.test that reached the
+	// test host's DNS server.
+	otherQueries atomic.Int64
+}
+
+// inNS runs fn on a thread in the test internet host's namespace.
+func (h *inetHost) inNS(fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		if err := netns.Set(h.ns); err != nil {
+			errc <- err
+			return
+		}
+		ferr := fn()
+		if err := netns.Set(orig); err != nil {
+			errc <- err // the thread stays locked and dies
+			return
+		}
+		goruntime.UnlockOSThread()
+		errc <- ferr
+	}()
+	return <-errc
+}
+
+// startDNSAndTLS starts the test host's DNS server on inetAddr:53
+// (allowed.test, *.wild.test: inetAddr; other.test: otherAddr) and an
+// HTTPS server (self-signed) on port 443 saying the same as port 80.
+func (h *inetHost) startDNSAndTLS(t *testing.T) {
+	var pc net.PacketConn
+	var tl, sl net.Listener
+	err := h.inNS(func() error {
+		var err error
+		if pc, err = net.ListenPacket("udp4", inetAddr+":53"); err != nil {
+			return err
+		}
+		if tl, err = net.Listen("tcp4", inetAddr+":53"); err != nil {
+			return err
+		}
+		sl, err = net.Listen("tcp4", "0.0.0.0:443")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("test internet: DNS and TLS listeners: %v", err)
+	}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		q := req.Question[0]
+		name := strings.ToLower(q.Name)
+		var ip string
+		switch {
+		case name == "allowed.test.", strings.HasSuffix(name, ".wild.test."):
+			ip = inetAddr
+		case name == "other.test.":
+			h.otherQueries.Add(1)
+			ip = otherAddr
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		if ip != "" && q.Qtype == dns.TypeA {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.ParseIP(ip)})
+		}
+		w.WriteMsg(m)
+	})
+	us, ts := &dns.Server{PacketConn: pc, Handler: handler}, &dns.Server{Listener: tl, Handler: handler}
+	go us.ActivateAndServe()
+	go ts.ActivateAndServe()
+	tlsSrv := httptest.NewUnstartedServer(h.srv.Handler)
+	tlsSrv.Listener.Close()
+	tlsSrv.Listener = sl
+	tlsSrv.StartTLS()
+	t.Cleanup(func() {
+		us.Shutdown()
+		ts.Shutdown()
+		tlsSrv.Close()
+	})
 }
 
 const (
@@ -31,6 +117,9 @@ const (
 	inetHostSide = "198.51.100.254"
 	metadataAddr = "169.254.169.254"
 	privateAddr  = "10.99.0.1"
+	// otherAddr is a second address of the test internet host, the
+	// answer of its DNS server for other.test (allowed.test is inetAddr).
+	otherAddr = "198.51.100.2"
 )
 
 func newInetHost(t *testing.T) *inetHost {
@@ -91,7 +180,7 @@ func newInetHost(t *testing.T) *inetHost {
 	must("lo up", nh.LinkSetUp(lo))
 	in, err := nh.LinkByName("inet0")
 	must("inet0", err)
-	for _, a := range []string{inetAddr + "/24", metadataAddr + "/32", privateAddr + "/32"} {
+	for _, a := range []string{inetAddr + "/24", otherAddr + "/24", metadataAddr + "/32", privateAddr + "/32"} {
 		addr, _ := netlink.ParseAddr(a)
 		must("addr "+a, nh.AddrAdd(in, addr))
 	}
@@ -120,6 +209,7 @@ func newInetHost(t *testing.T) *inetHost {
 		fmt.Fprintf(w, "internet says hi to %s", strings.Split(r.RemoteAddr, ":")[0])
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go h.srv.Serve(ln)
+	h.startDNSAndTLS(t)
 	// Positive control: the host reaches every address.
 	c := http.Client{Timeout: 3 * time.Second}
 	for _, a := range []string{inetAddr, metadataAddr, privateAddr} {

@@ -202,3 +202,100 @@ func TestExposedPorts(t *testing.T) {
 		}
 	})
 }
+
+// TestTCPTunnel: a raw TCP echo server inside a sandbox without egress
+// is reached through GET /sandboxes/{id}/ports/{port}/tcp, a WebSocket
+// carrying the bytes (binary frames), with the API key, the sandbox's
+// access token, or its traffic token for a sandbox with private ports;
+// without credentials, with another sandbox's token, a wrong traffic
+// token or a wrong key it is refused; nothing listening gives 502 before the
+// upgrade.
+func TestTCPTunnel(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	d := startDaemon(t, dir)
+	key := newAPIKey(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	sb := d.create(key, map[string]any{"timeout": 120, "secure": true, "network": map[string]any{"allowPublicTraffic": false}})
+	other := d.create(key, map[string]any{"timeout": 120, "secure": true})
+	d.upload(sb, netprobeBin, "/home/user/netprobe")
+	if out, code := d.exec(ctx, sb, "", "chmod", "755", "/home/user/netprobe"); code != 0 {
+		t.Fatalf("chmod: %s", out)
+	}
+	d.startBackground(ctx, sb, "echo", "/home/user/netprobe", "echo", "7000")
+	for i := 0; ; i++ {
+		if out, code := d.exec(ctx, sb, "", "/home/user/netprobe", "dial", "127.0.0.1:7000"); code == 0 {
+			break
+		} else if i == 50 {
+			t.Fatalf("the echo server does not listen: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var ct struct {
+		TrafficAccessToken string `json:"trafficAccessToken"`
+	}
+	if st := d.call(key, "GET", "/sandboxes/"+sb.SandboxID, nil, &ct); st != http.StatusOK || ct.TrafficAccessToken == "" {
+		t.Fatalf("sandbox detail: %d, traffic token %q", st, ct.TrafficAccessToken)
+	}
+	base := strings.Replace(d.url, "http://", "ws://", 1) + "/sandboxes/" + sb.SandboxID + "/ports/"
+	dial := func(port, query string, hdr http.Header) (*websocket.Conn, int, error) {
+		c, resp, err := websocket.Dial(ctx, base+port+"/tcp"+query, &websocket.DialOptions{HTTPHeader: hdr})
+		st := 0
+		if resp != nil {
+			st = resp.StatusCode
+			if resp.Body != nil {
+				resp.Body.Close()
+			}
+		}
+		return c, st, err
+	}
+	for name, how := range map[string]struct {
+		query string
+		hdr   http.Header
+	}{
+		"api key":       {"", http.Header{"X-API-Key": {key}}},
+		"access token":  {"?access_token=" + sb.EnvdAccessToken, nil},
+		"traffic token": {"", http.Header{"E2b-Traffic-Access-Token": {ct.TrafficAccessToken}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, st, err := dial("7000", how.query, how.hdr)
+			if err != nil {
+				t.Fatalf("dial: %d %v", st, err)
+			}
+			defer c.CloseNow()
+			nc := websocket.NetConn(ctx, c, websocket.MessageBinary)
+			for _, msg := range []string{"hello\n", strings.Repeat("y", 200000)} {
+				go nc.Write([]byte(msg))
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(nc, got); err != nil {
+					t.Fatal(err)
+				}
+				if string(got) != msg {
+					t.Fatalf("echo: got %.20q, want %.20q", got, msg)
+				}
+			}
+			nc.Close()
+		})
+	}
+	for name, how := range map[string]struct {
+		port, query string
+		hdr         http.Header
+		want        int
+	}{
+		"no credentials":        {"7000", "", nil, http.StatusUnauthorized},
+		"other sandbox's token": {"7000", "?access_token=" + other.EnvdAccessToken, nil, http.StatusUnauthorized},
+		"wrong traffic token":   {"7000", "?traffic_access_token=nope", nil, http.StatusUnauthorized},
+		"nothing listens":       {"7001", "", http.Header{"X-API-Key": {key}}, http.StatusBadGateway},
+		"bad port":              {"70000", "", http.Header{"X-API-Key": {key}}, http.StatusBadRequest},
+		"wrong key":             {"7000", "", http.Header{"X-API-Key": {"sk_nope"}}, http.StatusUnauthorized},
+	} {
+		if c, st, err := dial(how.port, how.query, how.hdr); err == nil || st != how.want {
+			if c != nil {
+				c.CloseNow()
+			}
+			t.Errorf("%s: got %d (%v), want %d", name, st, err, how.want)
+		}
+	}
+}

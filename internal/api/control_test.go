@@ -55,10 +55,13 @@ func TestEgressRules(t *testing.T) {
 	}{
 		{"nothing", nil, nil, ""},
 		{"false", &no, nil, ""},
-		{"true", &yes, nil, "{[] []}"},
-		{"lists", nil, &networkJSON{AllowOut: []string{"10.1.2.3", "192.168.0.0/16"}, DenyOut: []string{"1.2.3.4/24"}}, "{[10.1.2.3/32 192.168.0.0/16] [1.2.3.0/24]}"},
-		{"false with allow", &no, &networkJSON{AllowOut: []string{"8.8.8.8"}}, "{[8.8.8.8/32] [0.0.0.0/0]}"},
-		{"domain", &yes, &networkJSON{AllowOut: []string{"example.com"}}, "error"},
+		{"true", &yes, nil, "{[] [] []}"},
+		{"lists", nil, &networkJSON{AllowOut: []string{"10.1.2.3", "192.168.0.0/16"}, DenyOut: []string{"1.2.3.4/24"}}, "{[10.1.2.3/32 192.168.0.0/16] [1.2.3.0/24] []}"},
+		{"false with allow", &no, &networkJSON{AllowOut: []string{"8.8.8.8"}}, "{[8.8.8.8/32] [0.0.0.0/0] []}"},
+		{"domain", &yes, &networkJSON{AllowOut: []string{"example.com", "*.Example.org.", "1.2.3.4"}}, "{[1.2.3.4/32] [] [example.com *.example.org]}"},
+		{"bad domain", &yes, &networkJSON{AllowOut: []string{"exa mple.com"}}, "error"},
+		{"bad address", &yes, &networkJSON{AllowOut: []string{"1.2.3.400"}}, "error"},
+		{"domain deny", &yes, &networkJSON{DenyOut: []string{"example.com"}}, "error"},
 		{"ipv6", &yes, &networkJSON{DenyOut: []string{"::1/128"}}, "error"},
 	} {
 		r, err := egressRules(c.allowInternet, c.net)

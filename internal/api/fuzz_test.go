@@ -137,4 +137,7 @@ func FuzzDataPlaneTarget(f *testing.F) {
 }
 
 func (b *stubBox) PortTransport() http.RoundTripper { return http.DefaultTransport }
-func (b *stubBox) SetEgress(netsetup.Rules) error   { return nil }
+func (b *stubBox) DialPort(context.Context, int) (net.Conn, error) {
+	return nil, runtime.ErrPortClosed
+}
+func (b *stubBox) SetEgress(netsetup.Rules) error { return nil }

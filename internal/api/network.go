@@ -62,11 +62,15 @@ func egressRules(allowInternet *bool, n *networkJSON) (*netsetup.Rules, error) {
 func parseRules(allow, deny []string) (netsetup.Rules, error) {
 	var r netsetup.Rules
 	for _, s := range allow {
-		p, err := netsetup.ParsePrefix(s)
+		p, d, err := netsetup.ParseAllow(s)
 		if err != nil {
 			return r, fmt.Errorf("%w: allowOut %v", errBadRequest, err)
 		}
-		r.Allow = append(r.Allow, p)
+		if d != "" {
+			r.Domains = append(r.Domains, d)
+		} else {
+			r.Allow = append(r.Allow, p)
+		}
 	}
 	for _, s := range deny {
 		p, err := netsetup.ParsePrefix(s)

@@ -59,14 +59,14 @@ func printJSON(cmd *cobra.Command, v any) error {
 
 func newSandboxCreateCmd(cf *clientFlags) *cobra.Command {
 	var template, timeout, memory, cpus, disk, pids string
-	var metadata, env, allowOut, denyOut []string
+	var metadata, env, allowOut, denyOut, allowDomain []string
 	var autoPause, asJSON, network bool
 	c := &cobra.Command{
 		Use:   "create",
 		Short: "Create a sandbox; its id is printed on the last line",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := soulbox.CreateOptions{Template: template, AutoPause: autoPause, Network: network, AllowOut: allowOut, DenyOut: denyOut}
+			opts := soulbox.CreateOptions{Template: template, AutoPause: autoPause, Network: network, AllowOut: append(allowOut, allowDomain...), DenyOut: denyOut}
 			var err error
 			if timeout != "" {
 				if opts.Timeout, err = parseTimeout("timeout", timeout); err != nil {
@@ -131,6 +131,7 @@ func newSandboxCreateCmd(cf *clientFlags) *cobra.Command {
 	fl.BoolVar(&asJSON, "json", false, "print the new sandbox as JSON")
 	fl.BoolVar(&network, "network", false, "give the sandbox network egress (NAT; the host, link-local, private ranges and other sandboxes stay blocked)")
 	fl.StringArrayVar(&allowOut, "allow-out", nil, "allow egress to this IPv4 CIDR or address, even a private one (repeatable; implies --network)")
+	fl.StringArrayVar(&allowDomain, "allow-domain", nil, "allow egress to this domain (\"*.example.com\": its subdomains) through SoulBox's DNS filter and HTTP Host / TLS SNI checks; the sandbox then resolves only allowed domains (repeatable; implies --network)")
 	fl.StringArrayVar(&denyOut, "deny-out", nil, "deny egress to this IPv4 CIDR or address (repeatable; implies --network; --allow-out wins)")
 	return c
 }

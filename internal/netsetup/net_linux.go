@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -19,6 +21,9 @@ import (
 // Net gives sandboxes egress. Create it with New.
 type Net struct {
 	cfg Config
+
+	mu      sync.Mutex
+	filters map[string]*filter // by sandbox id: those with domain rules
 }
 
 // ipForward is the host's IPv4 forwarding switch.
@@ -45,7 +50,7 @@ func New(cfg Config) (*Net, error) {
 	if cfg.LockFile == "" {
 		cfg.LockFile = "/run/soulbox/net.lock"
 	}
-	return &Net{cfg: cfg}, nil
+	return &Net{cfg: cfg, filters: map[string]*filter{}}, nil
 }
 
 // ResolvConf is the /etc/resolv.conf of a sandbox with egress.
@@ -121,6 +126,17 @@ func (n *Net) Attach(nsfd, slot int, id string, r Rules) (retErr error) {
 	if err := configureInside(nsfd, a); err != nil {
 		return err
 	}
+	var f *filter
+	if len(r.Domains) > 0 {
+		if f, err = n.startFilter(id, a, r); err != nil {
+			return err
+		}
+		defer func() {
+			if retErr != nil {
+				f.stop()
+			}
+		}()
+	}
 	c, err := nftables.New()
 	if err != nil {
 		return err
@@ -128,13 +144,38 @@ func (n *Net) Attach(nsfd, slot int, id string, r Rules) (retErr error) {
 	if err := n.removeSlotRules(c, func(s int, _ string) bool { return s == slot }); err != nil {
 		return err
 	}
+	set := n.addDomainRules(c, slot, id, a, f)
 	ch := c.AddChain(sandboxChain(id))
-	sandboxRules(c, ch, n.cfg.Subnet, n.cfg.Nameservers, r)
+	sandboxRules(c, ch, n.cfg.Subnet, n.cfg.Nameservers, r, set)
 	c.InsertRule(&nftables.Rule{Table: table, Chain: chainForward, UserData: tag(slot, id), Exprs: append(iif(ifname(host)), jump(ch.Name))})
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables rules: %v", err)
 	}
+	if f != nil {
+		n.mu.Lock()
+		n.filters[id] = f
+		n.mu.Unlock()
+	}
 	return nil
+}
+
+// addDomainRules queues a sandbox's set, redirects and input rules for
+// its filter f (nothing when f is nil) and returns the set.
+func (n *Net) addDomainRules(c *nftables.Conn, slot int, id string, a Addrs, f *filter) *nftables.Set {
+	if f == nil {
+		return nil
+	}
+	set := domainSet(id)
+	if err := c.AddSet(set, nil); err != nil {
+		return nil
+	}
+	c.AddChain(chainPre)
+	pre, in := c.AddChain(preChain(id)), c.AddChain(inChain(id))
+	domainRules(c, pre, in, set, a.Gateway, f.ports)
+	host := ifname(HostIfName(slot))
+	c.AddRule(&nftables.Rule{Table: table, Chain: chainPre, UserData: tag(slot, id), Exprs: append(iif(host), jump(pre.Name))})
+	c.InsertRule(&nftables.Rule{Table: table, Chain: chainInput, UserData: tag(slot, id), Exprs: append(iif(host), jump(in.Name))})
+	return set
 }
 
 func ipnet(a netip.Addr, bits int) *net.IPNet {
@@ -183,9 +224,89 @@ func (n *Net) Update(slot int, id string, r Rules) error {
 	if _, err := c.ListChain(table, ch.Name); err != nil {
 		return fmt.Errorf("sandbox %s has no egress", id)
 	}
+	a, err := addrsOf(n.cfg.Subnet, slot)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	f := n.filters[id]
+	n.mu.Unlock()
+	started := false
+	if f == nil && len(r.Domains) > 0 {
+		// Domains added at run time, or a sandbox adopted by a new
+		// daemon: its filter starts here.
+		if f, err = n.startFilter(id, a, r); err != nil {
+			return err
+		}
+		started = true
+	}
 	c.FlushChain(ch)
-	sandboxRules(c, ch, n.cfg.Subnet, n.cfg.Nameservers, r)
-	return c.Flush()
+	// The old set, redirects and input rules go; new ones are made.
+	if err := n.removeDomainRules(c, id); err != nil {
+		if started {
+			f.stop()
+		}
+		return err
+	}
+	var keep *filter
+	if len(r.Domains) > 0 {
+		keep = f
+	}
+	set := n.addDomainRules(c, slot, id, a, keep)
+	sandboxRules(c, ch, n.cfg.Subnet, n.cfg.Nameservers, r, set)
+	if err := c.Flush(); err != nil {
+		if started {
+			f.stop()
+		}
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	switch {
+	case keep != nil:
+		keep.setRules(r)
+		keep.resetLearnt()
+		n.filters[id] = keep
+	case f != nil:
+		f.stop()
+		delete(n.filters, id)
+	}
+	return nil
+}
+
+// removeDomainRules queues the deletion of a sandbox's set, redirects
+// and input rules, those that exist.
+func (n *Net) removeDomainRules(c *nftables.Conn, id string) error {
+	for _, base := range []*nftables.Chain{chainPre, chainInput} {
+		rules, err := c.GetRules(table, base)
+		if err != nil {
+			continue // no such chain: nothing of this sandbox
+		}
+		for _, r := range rules {
+			if _, rid, ok := parseTag(r.UserData); ok && rid == id {
+				if err := c.DelRule(r); err != nil {
+					return err
+				}
+				if name := jumpTarget(r); name != "" {
+					c.DelChain(&nftables.Chain{Name: name, Table: table})
+				}
+			}
+		}
+	}
+	if s, err := c.GetSetByName(table, domainSet(id).Name); err == nil && s != nil {
+		c.DelSet(s)
+	}
+	return nil
+}
+
+// jumpTarget is the chain a jump rule jumps to.
+func jumpTarget(r *nftables.Rule) string {
+	for _, e := range r.Exprs {
+		if v, ok := e.(*expr.Verdict); ok && v.Kind == expr.VerdictJump {
+			return v.Chain
+		}
+	}
+	return ""
 }
 
 // Detach removes a sandbox's rules, and the table when it was the last
@@ -193,6 +314,12 @@ func (n *Net) Update(slot int, id string, r Rules) error {
 // kernel removes both ends when the namespace dies), so Detach never
 // waits for a veth deletion.
 func (n *Net) Detach(slot int, id string) error {
+	n.mu.Lock()
+	if f := n.filters[id]; f != nil {
+		f.stop()
+		delete(n.filters, id)
+	}
+	n.mu.Unlock()
 	l, err := n.lock()
 	if err != nil {
 		return err
@@ -266,6 +393,9 @@ func (n *Net) removeSlotRules(c *nftables.Conn, match func(slot int, id string) 
 			return err
 		}
 		c.DelChain(sandboxChain(id))
+		if err := n.removeDomainRules(c, id); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -18,7 +18,12 @@
 //     allow list, its deny list, the private ranges, and accept); replies
 //     to sandboxes only for connections they opened; nothing else to or
 //     from a sandbox veth;
-//   - postrouting: masquerade of the subnet.
+//   - postrouting: masquerade of the subnet;
+//   - for a sandbox with domain rules: a set "dom-<id>" of its domains'
+//     addresses (accepted by its forward chain), a chain "pre-<id>" in
+//     prerouting redirecting its DNS and its TCP 80/443 to those addresses
+//     to its filter (filter_linux.go), and a chain "in-<id>" at the top of
+//     input accepting exactly the filter's ports from its veth.
 //
 // A Net is safe for concurrent use; changes to the table are also
 // serialised across processes (daemon, `soulbox run`) by a lock file.
@@ -57,9 +62,18 @@ type Config struct {
 // Rules are a sandbox's egress rules. An allowed prefix wins over a
 // denied one (as in E2B); private ranges are denied unless allowed;
 // link-local, other sandboxes and the host are denied whatever the rules.
+//
+// Domains ("example.com": that name only; "*.example.com": its
+// subdomains) are allowed like prefixes, through SoulBox's DNS filter:
+// a sandbox with domains resolves only those names (its DNS queries, to
+// any address, go to a filter in the SoulBox process that owns it), the
+// addresses in their answers become reachable for the answers' TTL, and
+// TCP 80 and 443 to them pass through a proxy that checks the HTTP Host
+// or TLS SNI names an allowed domain those addresses were resolved for.
 type Rules struct {
-	Allow []netip.Prefix `json:"allow,omitempty"`
-	Deny  []netip.Prefix `json:"deny,omitempty"`
+	Allow   []netip.Prefix `json:"allow,omitempty"`
+	Deny    []netip.Prefix `json:"deny,omitempty"`
+	Domains []string       `json:"domains,omitempty"`
 }
 
 // MaxRules caps the prefixes of one sandbox (each is one nftables rule).
@@ -76,7 +90,7 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	}
 	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address (domain names are not supported yet)", s)
+		return netip.Prefix{}, fmt.Errorf("%q is neither a CIDR nor an IP address", s)
 	}
 	if !a.Is4() {
 		return netip.Prefix{}, fmt.Errorf("%q: only IPv4 rules are supported (sandboxes have no IPv6 egress)", s)
@@ -84,10 +98,141 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, 32), nil
 }
 
+// ParseDomain accepts a domain name ("example.com") or a wildcard for its
+// subdomains ("*.example.com"), and returns it lower-cased without a
+// final dot.
+func ParseDomain(s string) (string, error) {
+	d := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
+	name := strings.TrimPrefix(d, "*.")
+	if len(name) == 0 || len(name) > 253 {
+		return "", fmt.Errorf("%q is not a domain name", s)
+	}
+	for _, label := range strings.Split(name, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", fmt.Errorf("%q is not a domain name", s)
+		}
+		for _, c := range label {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' {
+				return "", fmt.Errorf("%q is not a domain name", s)
+			}
+		}
+	}
+	if _, err := netip.ParseAddr(name); err == nil {
+		return "", fmt.Errorf("%q is an address, not a domain name", s)
+	}
+	return d, nil
+}
+
+// ParseAllow sorts an allow entry into a prefix or a domain, as E2B's
+// allowOut does.
+func ParseAllow(s string) (p netip.Prefix, domain string, err error) {
+	if p, err := ParsePrefix(s); err == nil {
+		return p, "", nil
+	}
+	t := strings.TrimSpace(s)
+	if strings.ContainsAny(t, "/:") || looksNumeric(t) {
+		_, err := ParsePrefix(s)
+		return netip.Prefix{}, "", err
+	}
+	d, err := ParseDomain(s)
+	if err != nil {
+		return netip.Prefix{}, "", fmt.Errorf("%q is neither a CIDR, an IP address nor a domain name", s)
+	}
+	return netip.Prefix{}, d, nil
+}
+
+// looksNumeric reports whether s has only digits and dots (a malformed
+// address, not a domain).
+func looksNumeric(s string) bool {
+	for _, c := range s {
+		if (c < '0' || c > '9') && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// AllowsName reports whether the domain entries allow name (lower case,
+// no final dot).
+func (r Rules) AllowsName(name string) bool {
+	name = strings.TrimSuffix(strings.ToLower(name), ".")
+	for _, d := range r.Domains {
+		if sub, ok := strings.CutPrefix(d, "*."); ok {
+			if strings.HasSuffix(name, "."+sub) {
+				return true
+			}
+		} else if name == d {
+			return true
+		}
+	}
+	return false
+}
+
+// allowsAddr is the prefix part of the rules in Go, as the sandbox's
+// nftables chain applies it: whether a is reachable without any domain.
+func (r Rules) allowsAddr(subnet netip.Prefix, a netip.Addr) bool {
+	if alwaysBlockedAddr(subnet, a) {
+		return false
+	}
+	for _, p := range r.Allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	for _, p := range r.Deny {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	for _, p := range privateRanges {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// domainAddrOK reports whether an address from an allowed domain's DNS
+// answer may become reachable: never an always-blocked one, a private
+// one only if a prefix allows it.
+func (r Rules) domainAddrOK(subnet netip.Prefix, a netip.Addr) bool {
+	if !a.Is4() || alwaysBlockedAddr(subnet, a) {
+		return false
+	}
+	for _, p := range privateRanges {
+		if p.Contains(a) {
+			for _, q := range r.Allow {
+				if q.Contains(a) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func alwaysBlockedAddr(subnet netip.Prefix, a netip.Addr) bool {
+	if !a.Is4() || subnet.Contains(a) {
+		return true
+	}
+	for _, p := range alwaysBlocked {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // Validate checks the rules' size.
 func (r Rules) Validate() error {
-	if len(r.Allow)+len(r.Deny) > MaxRules {
+	if len(r.Allow)+len(r.Deny)+len(r.Domains) > MaxRules {
 		return fmt.Errorf("at most %d egress rules", MaxRules)
+	}
+	for _, d := range r.Domains {
+		if n, err := ParseDomain(d); err != nil || n != d {
+			return fmt.Errorf("egress domain %q: not a lower-case domain name", d)
+		}
 	}
 	for _, p := range append(append([]netip.Prefix{}, r.Allow...), r.Deny...) {
 		if !p.IsValid() || !p.Addr().Is4() {

@@ -117,8 +117,8 @@ func addr(offset uint32, p netip.Prefix) []expr.Any {
 
 func daddr(p netip.Prefix) []expr.Any { return addr(16, p) }
 
-// dns matches UDP or TCP to port 53 of a.
-func dns(a netip.Addr, proto byte) []expr.Any {
+// dnsTo matches UDP or TCP to port 53 of a.
+func dnsTo(a netip.Addr, proto byte) []expr.Any {
 	return append(daddr(netip.PrefixFrom(a, 32)),
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
@@ -155,15 +155,20 @@ func baseRules(c *nftables.Conn, subnet netip.Prefix, dropOtherForwarding bool) 
 }
 
 // sandboxRules fills a sandbox's chain.
-func sandboxRules(c *nftables.Conn, ch *nftables.Chain, subnet netip.Prefix, ns []netip.Addr, r Rules) {
+// set, if not nil, holds the addresses of the sandbox's domains (allowed
+// before the deny list: an allowed entry wins, as in E2B).
+func sandboxRules(c *nftables.Conn, ch *nftables.Chain, subnet netip.Prefix, ns []netip.Addr, r Rules, set *nftables.Set) {
 	add := func(e []expr.Any) { c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: e}) }
 	add(verdict(notIPv4(), expr.VerdictDrop))
 	for _, p := range append([]netip.Prefix{subnet}, alwaysBlocked...) {
 		add(verdict(daddr(p), expr.VerdictDrop))
 	}
+	if set != nil {
+		add(verdict(inSet(set), expr.VerdictAccept))
+	}
 	for _, a := range ns {
-		add(verdict(dns(a, unix.IPPROTO_UDP), expr.VerdictAccept))
-		add(verdict(dns(a, unix.IPPROTO_TCP), expr.VerdictAccept))
+		add(verdict(dnsTo(a, unix.IPPROTO_UDP), expr.VerdictAccept))
+		add(verdict(dnsTo(a, unix.IPPROTO_TCP), expr.VerdictAccept))
 	}
 	for _, p := range r.Allow {
 		add(verdict(daddr(p), expr.VerdictAccept))
@@ -178,3 +183,65 @@ func sandboxRules(c *nftables.Conn, ch *nftables.Chain, subnet netip.Prefix, ns 
 }
 
 func jump(chain string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictJump, Chain: chain} }
+
+// chainPre redirects the DNS and web traffic of sandboxes with domain
+// rules to their filter (per-sandbox chains "pre-<id>").
+var chainPre = &nftables.Chain{Name: "prerouting", Table: table, Type: nftables.ChainTypeNAT,
+	Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityNATDest, Policy: &accept}
+
+// domainSet holds the addresses of a sandbox's allowed domains, each for
+// its DNS answer's TTL.
+func domainSet(id string) *nftables.Set {
+	return &nftables.Set{Table: table, Name: "dom-" + id, KeyType: nftables.TypeIPAddr, HasTimeout: true}
+}
+
+// preChain and inChain hold a sandbox's redirects to its filter and the
+// host input it may reach: exactly the filter's ports.
+func preChain(id string) *nftables.Chain { return &nftables.Chain{Name: "pre-" + id, Table: table} }
+func inChain(id string) *nftables.Chain  { return &nftables.Chain{Name: "in-" + id, Table: table} }
+
+// filterPorts are a sandbox filter's listeners on its gateway address.
+type filterPorts struct {
+	DNSUDP, DNSTCP, Proxy uint16
+}
+
+// dport matches an IPv4 packet of proto to port.
+func dport(proto byte, port uint16) []expr.Any {
+	return append(ipv4(),
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{byte(port >> 8), byte(port)}},
+	)
+}
+
+func inSet(s *nftables.Set) []expr.Any {
+	return append(ipv4(),
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+		&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID},
+	)
+}
+
+func redirect(port uint16) []expr.Any {
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: []byte{byte(port >> 8), byte(port)}},
+		&expr.Redir{RegisterProtoMin: 1},
+	}
+}
+
+// domainRules fills a sandbox's prerouting and input chains: all its DNS
+// (to any address) goes to its filter; TCP 80 and 443 to addresses of its
+// domains go to its proxy; the host accepts from its veth exactly the
+// filter's ports on its gateway address.
+func domainRules(c *nftables.Conn, pre, in *nftables.Chain, set *nftables.Set, gw netip.Addr, p filterPorts) {
+	add := func(ch *nftables.Chain, e []expr.Any) { c.AddRule(&nftables.Rule{Table: table, Chain: ch, Exprs: e}) }
+	add(pre, append(dport(unix.IPPROTO_UDP, 53), redirect(p.DNSUDP)...))
+	add(pre, append(dport(unix.IPPROTO_TCP, 53), redirect(p.DNSTCP)...))
+	for _, port := range []uint16{80, 443} {
+		add(pre, append(append(inSet(set), dport(unix.IPPROTO_TCP, port)...), redirect(p.Proxy)...))
+	}
+	to := daddr(netip.PrefixFrom(gw, 32))
+	add(in, verdict(append(append([]expr.Any{}, to...), dport(unix.IPPROTO_UDP, p.DNSUDP)...), expr.VerdictAccept))
+	add(in, verdict(append(append([]expr.Any{}, to...), dport(unix.IPPROTO_TCP, p.DNSTCP)...), expr.VerdictAccept))
+	add(in, verdict(append(append([]expr.Any{}, to...), dport(unix.IPPROTO_TCP, p.Proxy)...), expr.VerdictAccept))
+}

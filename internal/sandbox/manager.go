@@ -63,6 +63,8 @@ type Box interface {
 	// PortTransport reaches TCP ports listening inside the sandbox
 	// (http://127.0.0.1:PORT/ is PORT in the sandbox).
 	PortTransport() http.RoundTripper
+	// DialPort connects to a TCP port listening inside the sandbox.
+	DialPort(ctx context.Context, port int) (net.Conn, error)
 	SetEgress(r netsetup.Rules) error
 }
 

@@ -53,12 +53,15 @@ func (b *fakeBox) SetEnv(_ context.Context, env map[string]string) error {
 	b.mu.Unlock()
 	return nil
 }
-func (b *fakeBox) die()                                         { b.once.Do(func() { close(b.done) }) }
-func (b *fakeBox) Done() <-chan struct{}                        { return b.done }
-func (b *fakeBox) Usage() (runtime.Usage, error)                { return runtime.Usage{}, nil }
-func (b *fakeBox) Dial(context.Context) (net.Conn, error)       { return nil, errors.New("fake") }
-func (b *fakeBox) HTTPClient(bool) *http.Client                 { return nil }
-func (b *fakeBox) PortTransport() http.RoundTripper             { return nil }
+func (b *fakeBox) die()                                   { b.once.Do(func() { close(b.done) }) }
+func (b *fakeBox) Done() <-chan struct{}                  { return b.done }
+func (b *fakeBox) Usage() (runtime.Usage, error)          { return runtime.Usage{}, nil }
+func (b *fakeBox) Dial(context.Context) (net.Conn, error) { return nil, errors.New("fake") }
+func (b *fakeBox) HTTPClient(bool) *http.Client           { return nil }
+func (b *fakeBox) PortTransport() http.RoundTripper       { return nil }
+func (b *fakeBox) DialPort(context.Context, int) (net.Conn, error) {
+	return nil, errors.New("no ports")
+}
 func (b *fakeBox) SetEgress(netsetup.Rules) error               { return nil }
 func (b *fakeBox) isPaused() bool                               { b.mu.Lock(); defer b.mu.Unlock(); return b.paused }
 func (b *fakeBox) killCount() int                               { b.mu.Lock(); defer b.mu.Unlock(); return b.killed }

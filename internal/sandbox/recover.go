@@ -31,6 +31,13 @@ func (m *Manager) Recover(ctx context.Context) error {
 			errs = append(errs, m.cfg.Store.DeleteSandbox(ctx, rec.ID))
 			continue
 		}
+		if rec.Egress != nil && len(rec.Egress.Domains) > 0 {
+			// Its domain filter lived in the previous daemon: start one
+			// here (until then its DNS and web traffic fail closed).
+			if err := box.SetEgress(*rec.Egress); err != nil {
+				m.log.Error("restore the domain filter of an adopted sandbox", "sandbox", rec.ID, "err", err)
+			}
+		}
 		e := &entry{rec: rec, box: box}
 		m.mu.Lock()
 		m.entries[rec.ID] = e

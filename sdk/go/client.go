@@ -186,6 +186,10 @@ type CreateOptions struct {
 	Network bool
 	// AllowOut and DenyOut are egress rules (IPv4 CIDRs or addresses; an
 	// allowed prefix wins over a denied one); either implies Network.
+	// AllowOut may also name domains ("example.com", "*.example.com"):
+	// the sandbox then resolves only those through SoulBox's DNS filter,
+	// and their addresses are reachable for those names only (HTTP Host
+	// and TLS SNI are checked).
 	AllowOut, DenyOut []string
 }
 

@@ -6,10 +6,15 @@
 //	netprobe dial HOST:PORT prints "ok" if a TCP connection opens (exit 1 otherwise)
 //	netprobe dialall A,B,.. prints "ADDR ok" or "ADDR error" per address ("gw:PORT" is the default gateway)
 //	netprobe myaddr         prints the first non-loopback IPv4 address
+//	netprobe resolveget NAME URL HOST
+//	                        resolves NAME, then GETs URL with Host (and TLS SNI) HOST,
+//	                        certificates unchecked; prints as get
+//	netprobe echo PORT      raw TCP echo server on 0.0.0.0:PORT
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -32,6 +37,49 @@ func main() {
 			}
 		}
 		os.Exit(1)
+	}
+	if len(os.Args) == 5 && os.Args[1] == "resolveget" {
+		if _, err := net.LookupHost(os.Args[2]); err != nil {
+			fmt.Println("error: resolve:", err)
+			os.Exit(1)
+		}
+		host := os.Args[4]
+		c := http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{ServerName: host, InsecureSkipVerify: true}, //nolint:gosec // a test probe
+		}}
+		req, err := http.NewRequest(http.MethodGet, os.Args[3], nil)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		req.Host = host
+		resp, err := c.Do(req)
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		fmt.Printf("%d %s", resp.StatusCode, b)
+		return
+	}
+	if len(os.Args) == 3 && os.Args[1] == "echo" {
+		ln, err := net.Listen("tcp", "0.0.0.0:"+os.Args[2])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println("listening")
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
 	}
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: netprobe serve PORT | get URL | dial HOST:PORT")
