@@ -121,7 +121,7 @@ func TestEgressRun(t *testing.T) {
 // the test internet host; their rules change at run time through PUT
 // /sandboxes/{id}/network; one sandbox cannot reach another; metrics
 // count the traffic; a daemon restart keeps the network of adopted
-// sandboxes; 100 create/kill cycles leave no veth and no table.
+// sandboxes; 500 create/kill cycles leave no veth and no table.
 func TestEgressDaemon(t *testing.T) {
 	requireRoot(t)
 	newInetHost(t)
@@ -236,7 +236,7 @@ func TestEgressDaemon(t *testing.T) {
 	networkClean(t)
 
 	t.Run("create and kill cycles", func(t *testing.T) {
-		n := 100
+		n := 500
 		if testing.Short() {
 			n = 20
 		}
