@@ -88,12 +88,20 @@ bench: build
 	scripts/install-deps.sh bench
 	bench/run.sh
 	bench/api.sh
+	bench/net.sh
+	bench/judge.sh
 
 # Runs every package's tests in a qemu guest booted with a stock Debian
 # kernel and only cgroup v2 (scripts/vm/README.md). -short skips the
 # 1,000-run loop, which is slow under software emulation.
+# The guest checks the runtime, daemon and agent against pure cgroup v2.
+# Left to the host run (which runs them all): egress (the guest's stock
+# kernel has no veth module to load) and the language scenarios and
+# execute_code (pandas under software emulation exceeds their limits).
+VM_SKIP := ^(TestEgress|TestScenario|TestExecuteCode)
+
 test-cgroupv2:
-	TESTFLAGS="-test.short $(TESTFLAGS)" scripts/vm/cgroupv2-test.sh
+	TESTFLAGS="-test.short -test.skip $(VM_SKIP) $(TESTFLAGS)" scripts/vm/cgroupv2-test.sh
 
 clean:
 	rm -rf bin

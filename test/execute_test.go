@@ -208,14 +208,35 @@ func TestCodeContexts(t *testing.T) {
 		}
 	})
 	t.Run("interrupt stops a long loop", func(t *testing.T) {
+		// Interrupt every second until the loop ends (the first may come
+		// before the loop has started on a slow host); the goroutine is
+		// done before the subtest returns.
+		done, stopped := make(chan struct{}), make(chan error, 1)
 		go func() {
-			time.Sleep(time.Second)
-			if err := py.Interrupt(ctx); err != nil {
-				t.Error(err)
+			defer close(stopped)
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(time.Second):
+				}
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if err := py.Interrupt(ctx); err != nil {
+					stopped <- err
+					return
+				}
 			}
 		}()
 		t0 := time.Now()
 		ex := run(t, py, "while True:\n    pass")
+		close(done)
+		if err := <-stopped; err != nil {
+			t.Fatalf("interrupt: %v", err)
+		}
 		if ex.Error == nil || ex.Error.Name != "KeyboardInterrupt" || time.Since(t0) > 20*time.Second {
 			t.Fatalf("%+v", ex.Error)
 		}
