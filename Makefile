@@ -97,8 +97,9 @@ bench: build
 # The guest checks the runtime, daemon and agent against pure cgroup v2.
 # Left to the host run (which runs them all): egress (the guest's stock
 # kernel has no veth module to load) and the language scenarios and
-# execute_code (pandas under software emulation exceeds their limits).
-VM_SKIP := ^(TestEgress|TestScenario|TestExecuteCode)
+# code execution (pandas and matplotlib under software emulation exceed
+# their limits).
+VM_SKIP := ^(TestEgress|TestScenario|TestExecuteCode|TestCodeContexts)
 
 test-cgroupv2:
 	TESTFLAGS="-test.short -test.skip $(VM_SKIP) $(TESTFLAGS)" scripts/vm/cgroupv2-test.sh
