@@ -11,14 +11,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -28,8 +25,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/soulbox-dev/soulbox/bench/internal/daemonclient"
 	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
-	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
 
 var (
@@ -39,54 +36,16 @@ var (
 	idle    = flag.Int("idle", 500, "idle sandboxes for the memory measurement (0: skip)")
 )
 
-type sandbox struct {
-	ID    string `json:"sandboxID"`
-	Token string `json:"envdAccessToken"`
-}
+type sandbox = daemonclient.Sandbox
 
-var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+var client *daemonclient.Client
 
-func api(method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, *baseURL+path, rd)
-	req.Header.Set("X-API-Key", *apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
-
-type headers struct{ sb sandbox }
-
-func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("E2b-Sandbox-Id", h.sb.ID)
-	r.Header.Set("X-Access-Token", h.sb.Token)
-	return client.Transport.RoundTrip(r)
-}
-
-func procs(sb sandbox) processconnect.ProcessClient {
-	return processconnect.NewProcessClient(&http.Client{Transport: headers{sb}}, *baseURL)
-}
+func api(method, path string, body, out any) error { return client.Call(method, path, body, out) }
 
 // run starts cmd and returns when the first output (firstOutput) or the
 // end event arrives.
 func run(ctx context.Context, sb sandbox, firstOutput bool, args ...string) error {
-	s, err := procs(sb).Start(ctx, connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}))
+	s, err := client.Processes(sb).Start(ctx, connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: args[0], Args: args[1:]}}))
 	if err != nil {
 		return err
 	}
@@ -140,6 +99,7 @@ func memAvailable() int64 {
 
 func main() {
 	flag.Parse()
+	client = daemonclient.New(*baseURL, *apiKey)
 	ctx := context.Background()
 	out := map[string]any{}
 	fail := func(err error) {

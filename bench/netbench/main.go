@@ -15,7 +15,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -30,8 +29,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/soulbox-dev/soulbox/bench/internal/daemonclient"
 	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
-	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
 
 var (
@@ -41,48 +40,15 @@ var (
 	sizeMB  = flag.Int("mb", 256, "size of the file fetched through the port proxy")
 )
 
-type sandbox struct {
-	ID    string `json:"sandboxID"`
-	Token string `json:"envdAccessToken"`
-}
+type sandbox = daemonclient.Sandbox
 
-func api(method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, *baseURL+path, rd)
-	req.Header.Set("X-API-Key", *apiKey)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, b)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
-}
+var client *daemonclient.Client
 
-type hdr struct{ id, token string }
-
-func (h hdr) RoundTrip(r *http.Request) (*http.Response, error) {
-	r = r.Clone(r.Context())
-	r.Header.Set("E2b-Sandbox-Id", h.id)
-	r.Header.Set("X-Access-Token", h.token)
-	return http.DefaultTransport.RoundTrip(r)
-}
+func api(method, path string, body, out any) error { return client.Call(method, path, body, out) }
 
 // run runs a shell command in the sandbox and returns its output.
 func run(s sandbox, cmd string, wait bool) (string, error) {
-	c := processconnect.NewProcessClient(&http.Client{Transport: hdr{s.ID, s.Token}}, *baseURL)
-	st, err := c.Start(context.Background(), connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: "/bin/sh", Args: []string{"-c", cmd}}}))
+	st, err := client.Processes(s).Start(context.Background(), connect.NewRequest(&pb.StartRequest{Process: &pb.ProcessConfig{Cmd: "/bin/sh", Args: []string{"-c", cmd}}}))
 	if err != nil {
 		return "", err
 	}
@@ -106,6 +72,7 @@ func pct(d []time.Duration, p float64) float64 {
 
 func main() {
 	flag.Parse()
+	client = daemonclient.New(*baseURL, *apiKey)
 	res := map[string]any{}
 	// One sandbox with egress stays alive throughout, as on a busy host:
 	// the nftables table exists already (its creation is paid once).

@@ -71,6 +71,12 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux(), contexts: execute.NewContexts()}
+	if m := cfg.Manager; m != nil {
+		s.metrics.alive = func(id string) bool {
+			_, ok := m.Target(id)
+			return ok
+		}
+	}
 	s.routes()
 	return s
 }

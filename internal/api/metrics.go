@@ -29,8 +29,10 @@ type metricJSON struct {
 // cpuSampler remembers each sandbox's previous CPU reading, so a metrics
 // call reports the CPU use since the previous call (or since the start).
 type cpuSampler struct {
-	mu   sync.Mutex
-	last map[string]cpuSample
+	mu     sync.Mutex
+	last   map[string]cpuSample
+	alive  func(id string) bool // whether a sandbox still exists
+	pruned int                  // entries left by the last prune
 }
 
 type cpuSample struct {
@@ -49,6 +51,16 @@ func (c *cpuSampler) percent(id string, now time.Time, cpu time.Duration, since 
 		prev = cpuSample{at: since}
 	}
 	c.last[id] = cpuSample{at: now, cpu: cpu}
+	if len(c.last) > 2*c.pruned+64 {
+		// Forget sandboxes that are gone, so the map does not grow with
+		// every sandbox ever measured.
+		for k := range c.last {
+			if c.alive != nil && !c.alive(k) {
+				delete(c.last, k)
+			}
+		}
+		c.pruned = len(c.last)
+	}
 	wall := now.Sub(prev.at)
 	if wall <= 0 || cores <= 0 {
 		return 0

@@ -39,55 +39,17 @@ func (f *limitFlags) register(c *cobra.Command) {
 func (f *limitFlags) resolve() (limits.Limits, error) {
 	l := limits.Defaults()
 	var errs []error
-	size := func(name, v string, dst *int64) {
-		if v == "" {
-			return
+	for _, v := range []struct{ name, value string }{
+		{"memory", f.memory}, {"cpus", f.cpus}, {"cpu-time", f.cpuTime}, {"timeout", f.timeout},
+		{"pids", f.pids}, {"output-limit", f.output}, {"disk", f.disk}, {"file-size", f.fileSize},
+		{"open-files", f.openFiles}, {"stack", f.stack},
+	} {
+		if v.value == "" {
+			continue
 		}
-		n, err := limits.ParseBytes(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
-			return
+		if err := l.Set(v.name, v.value); err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", v.name, err))
 		}
-		*dst = n
-	}
-	count := func(name, v string, dst *int64) {
-		if v == "" {
-			return
-		}
-		n, err := limits.ParseCount(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %w", name, err))
-			return
-		}
-		*dst = n
-	}
-	size("memory", f.memory, &l.MemoryBytes)
-	size("output-limit", f.output, &l.OutputBytes)
-	size("disk", f.disk, &l.DiskBytes)
-	size("file-size", f.fileSize, &l.FileBytes)
-	size("stack", f.stack, &l.StackBytes)
-	count("pids", f.pids, &l.Pids)
-	count("open-files", f.openFiles, &l.OpenFiles)
-	if f.cpus != "" {
-		v, err := limits.ParseCPUs(f.cpus)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--cpus: %w", err))
-		}
-		l.CPUs = v
-	}
-	if f.cpuTime != "" {
-		v, err := limits.ParseDuration(f.cpuTime)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--cpu-time: %w", err))
-		}
-		l.CPUTime = v
-	}
-	if f.timeout != "" {
-		v, err := limits.ParseDuration(f.timeout)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("--timeout: %w", err))
-		}
-		l.WallTime = v
 	}
 	return l, errors.Join(errs...)
 }

@@ -82,32 +82,7 @@ func ParseLimits(b []byte, base limits.Limits) (limits.Limits, error) {
 	}
 	l := base
 	for k, v := range m {
-		var err error
-		switch k {
-		case "memory":
-			l.MemoryBytes, err = limits.ParseBytes(v)
-		case "output-limit":
-			l.OutputBytes, err = limits.ParseBytes(v)
-		case "disk":
-			l.DiskBytes, err = limits.ParseBytes(v)
-		case "file-size":
-			l.FileBytes, err = limits.ParseBytes(v)
-		case "stack":
-			l.StackBytes, err = limits.ParseBytes(v)
-		case "pids":
-			l.Pids, err = limits.ParseCount(v)
-		case "open-files":
-			l.OpenFiles, err = limits.ParseCount(v)
-		case "cpus":
-			l.CPUs, err = limits.ParseCPUs(v)
-		case "cpu-time":
-			l.CPUTime, err = limits.ParseDuration(v)
-		case "timeout":
-			l.WallTime, err = limits.ParseDuration(v)
-		default:
-			err = fmt.Errorf("unknown limit %q", k)
-		}
-		if err != nil {
+		if err := l.Set(k, v); err != nil {
 			return base, fmt.Errorf("%s: %w", k, err)
 		}
 	}

@@ -207,3 +207,35 @@ func FormatBytes(v int64) string {
 	}
 	return strconv.FormatInt(v, 10)
 }
+
+// Set parses value as the limit called name, as the CLI's flags spell it
+// (memory, cpus, cpu-time, timeout, pids, output-limit, disk, file-size,
+// open-files, stack), into l.
+func (l *Limits) Set(name, value string) error {
+	var err error
+	switch name {
+	case "memory":
+		l.MemoryBytes, err = ParseBytes(value)
+	case "output-limit":
+		l.OutputBytes, err = ParseBytes(value)
+	case "disk":
+		l.DiskBytes, err = ParseBytes(value)
+	case "file-size":
+		l.FileBytes, err = ParseBytes(value)
+	case "stack":
+		l.StackBytes, err = ParseBytes(value)
+	case "pids":
+		l.Pids, err = ParseCount(value)
+	case "open-files":
+		l.OpenFiles, err = ParseCount(value)
+	case "cpus":
+		l.CPUs, err = ParseCPUs(value)
+	case "cpu-time":
+		l.CPUTime, err = ParseDuration(value)
+	case "timeout":
+		l.WallTime, err = ParseDuration(value)
+	default:
+		err = fmt.Errorf("%w: unknown limit %q", ErrInvalid, name)
+	}
+	return err
+}

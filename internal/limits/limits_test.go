@@ -99,3 +99,26 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+func TestSet(t *testing.T) {
+	var l Limits
+	for name, value := range map[string]string{
+		"memory": "1M", "output-limit": "2M", "disk": "3M", "file-size": "4M", "stack": "5M",
+		"pids": "6", "open-files": "7", "cpus": "0.5", "cpu-time": "8s", "timeout": "9s",
+	} {
+		if err := l.Set(name, value); err != nil {
+			t.Fatalf("Set(%q, %q): %v", name, value, err)
+		}
+	}
+	want := Limits{MemoryBytes: 1 << 20, OutputBytes: 2 << 20, DiskBytes: 3 << 20, FileBytes: 4 << 20, StackBytes: 5 << 20,
+		Pids: 6, OpenFiles: 7, CPUs: 0.5, CPUTime: 8 * time.Second, WallTime: 9 * time.Second}
+	if l != want {
+		t.Fatalf("Set gave %+v, want %+v", l, want)
+	}
+	if err := l.Set("swap", "1G"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("unknown limit: %v", err)
+	}
+	if err := l.Set("memory", "0"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("zero memory: %v", err)
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/agent/process"
 	"github.com/soulbox-dev/soulbox/internal/caps"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
-	"github.com/soulbox-dev/soulbox/internal/sigreset"
 )
 
 // Arg0 is the argv[0] under which the soulbox binary runs as the agent.
@@ -77,9 +76,6 @@ func serve(cfg Config) error {
 	// Only the host ends the agent (SIGKILL through its pidfd or cgroup).
 	// The signals are caught and dropped rather than ignored: an ignored
 	// signal stays ignored across exec, in every process the agent starts.
-	if _, err := sigreset.ResetIgnored(); err != nil {
-		return fmt.Errorf("reset signals: %w", err)
-	}
 	drop := make(chan os.Signal, 1)
 	signal.Notify(drop, unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT)
 	go func() {
