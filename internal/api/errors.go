@@ -42,6 +42,8 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.As(err, &mbe):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errUpgradeRequired):
+		return http.StatusUpgradeRequired
 	case errors.Is(err, netsetup.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
@@ -55,6 +57,8 @@ func statusOf(err error) int {
 var (
 	errBadRequest   = errors.New("bad request")
 	errUnauthorized = errors.New("unauthorized")
+	// errUpgradeRequired is a plain request to a WebSocket endpoint.
+	errUpgradeRequired = errors.New("upgrade required")
 	// errUnsupported is an E2B feature SoulBox does not provide; the SDKs
 	// show 400 answers as InvalidArgumentError.
 	errUnsupported = errors.New("not supported by SoulBox")

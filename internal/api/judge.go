@@ -40,7 +40,7 @@ type judgeRequest struct {
 
 // judgeReport is the answer for one submission.
 type judgeReport struct {
-	Verdict string             `json:"verdict"`
+	Verdict string             `json:"verdict,omitempty"` // empty only with Error
 	Compile *compileOut        `json:"compile,omitempty"`
 	Cases   []judge.CaseResult `json:"cases"`
 	Error   string             `json:"error,omitempty"` // batch items only: why it could not be judged

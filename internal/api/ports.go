@@ -101,6 +101,12 @@ func (s *Server) tcpTunnel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("sandbox %s is %s: resume it first", id, t.State))
 		return
 	}
+	// A request that is not a WebSocket handshake never makes the daemon
+	// dial the sandbox.
+	if err := checkUpgrade(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	up, err := t.Box.DialPort(ctx, port)
 	cancel()

@@ -48,6 +48,10 @@ func (s *Server) terminal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusConflict, fmt.Sprintf("sandbox %s is %s: resume it first", id, t.State))
 		return
 	}
+	if err := checkUpgrade(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	q := r.URL.Query()
 	cols, err1 := dim(q.Get("cols"), 80)
 	rows, err2 := dim(q.Get("rows"), 24)
