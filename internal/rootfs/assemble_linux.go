@@ -65,6 +65,19 @@ var (
 
 const mountFlags = unix.MS_NOSUID | unix.MS_NODEV
 
+// BytesPerInode is the inode ratio of the sandbox's tmpfs mounts (the
+// writable layer and /dev/shm), that of a fresh ext4 file system. Without
+// nr_inodes a tmpfs allows half the host's RAM pages in inodes, whatever
+// its size: millions of empty files per sandbox, each costing kernel
+// memory and none counted against the disk limit.
+const BytesPerInode = 16 << 10
+
+// InodesFor is the nr_inodes of a tmpfs of the given size: one per
+// BytesPerInode, at least 1024.
+func InodesFor(size int64) int64 {
+	return max(size/BytesPerInode, 1024)
+}
+
 // Assemble builds the sandbox's root file system and pivots into it. It
 // must run as root of a fresh user and mount namespace (the sandbox init),
 // single-threadedly with respect to the file system (it changes the cwd).
@@ -72,7 +85,7 @@ func Assemble(l Layout) error {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
-	opts := "mode=0755,size=" + strconv.FormatInt(l.DiskBytes, 10)
+	opts := "mode=0755,size=" + strconv.FormatInt(l.DiskBytes, 10) + ",nr_inodes=" + strconv.FormatInt(InodesFor(l.DiskBytes), 10)
 	if err := unix.Mount("soulbox", l.Staging, "tmpfs", mountFlags, opts); err != nil {
 		return fmt.Errorf("mount writable layer: %w", err)
 	}
@@ -185,7 +198,7 @@ func makeDev(dev string, shmBytes int64) error {
 		"newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
 		return fmt.Errorf("mount /dev/pts: %w", err)
 	}
-	shmOpts := "mode=1777,size=" + strconv.FormatInt(shmBytes, 10)
+	shmOpts := "mode=1777,size=" + strconv.FormatInt(shmBytes, 10) + ",nr_inodes=" + strconv.FormatInt(InodesFor(shmBytes), 10)
 	if err := unix.Mount("shm", dev+"/shm", "tmpfs", mountFlags|unix.MS_NOEXEC, shmOpts); err != nil {
 		return fmt.Errorf("mount /dev/shm: %w", err)
 	}
