@@ -156,7 +156,7 @@ if [ -e /proc/`+fmt.Sprint(sleeper.PID())+` ]; then echo pid-taken-in-B; else ki
 		t.Fatalf("B: %v", err)
 	}
 	if !strings.HasPrefix(res.Stdout, "0\n0\n") || !containsAll(res.Stdout, "a-secret: No such file", "refused", "no-process") ||
-		!(strings.Contains(res.Stdout, "No such process") || strings.Contains(res.Stdout, "pid-taken-in-B")) {
+		(!strings.Contains(res.Stdout, "No such process") && !strings.Contains(res.Stdout, "pid-taken-in-B")) {
 		t.Fatalf("B saw A: %q", res.Stdout)
 	}
 	// A's process survived B's kill attempt.
