@@ -66,9 +66,10 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 			if err != nil {
 				return 0, err
 			}
-			return cmd.Process.Pid, nil
+			return cmd.Process.Pid, deprioritize(cmd.Process.Pid, cred)
 		})
 		if err != nil {
+			closeAll(tty)
 			return nil, err
 		}
 		p.tty = tty
@@ -98,7 +99,7 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 			if err := cmd.Start(); err != nil {
 				return 0, err
 			}
-			return cmd.Process.Pid, nil
+			return cmd.Process.Pid, deprioritize(cmd.Process.Pid, cred)
 		})
 		closeAll(stdoutW, stderrW, stdinR)
 		if err != nil {
@@ -113,6 +114,17 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 	cmd.Process.Release()
 	go p.wait(wait, readers)
 	return p, nil
+}
+
+// deprioritize makes a started child the OOM killer's first choice; if
+// that fails, the child is killed: it does not run as a process the
+// kernel might spare over the agent.
+func deprioritize(pid int, cred *syscall.Credential) error {
+	if err := raiseOOMScoreAdj(pid, cred); err != nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		return err
+	}
+	return nil
 }
 
 func closeAll(files ...*os.File) {

@@ -438,3 +438,31 @@ func TestKeepAliveHeader(t *testing.T) {
 		t.Errorf("%d keepalives in 2.5 s at 1 s intervals, want at least 2", keepalives)
 	}
 }
+
+// The processes the agent starts, with pipes or a PTY, are the OOM
+// killer's first choice (oom_score_adj 1000); the agent keeps its own value.
+func TestChildrenAreOOMVictimsFirst(t *testing.T) {
+	before, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := newClient(t, Config{})
+	for _, pty := range []bool{false, true} {
+		req := startReq("/bin/cat", "/proc/self/oom_score_adj")
+		if pty {
+			req.Msg.Pty = &pb.PTY{Size: &pb.PTY_Size{Cols: 80, Rows: 24}}
+		}
+		s, err := c.Start(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
+		got := strings.TrimSpace(r.stdout.String() + r.pty.String())
+		if got != "1000" {
+			t.Errorf("pty %v: the child's oom_score_adj is %q, want 1000", pty, got)
+		}
+	}
+	if after, err := os.ReadFile("/proc/self/oom_score_adj"); err != nil || !bytes.Equal(after, before) {
+		t.Errorf("the agent's oom_score_adj: %q before, %q after (%v)", before, after, err)
+	}
+}
