@@ -30,7 +30,8 @@ esac
 case "$what" in
   test)
     want python3; want curl
-    # The E2B SDK suites (test/e2b): Node.js with npm, and Python's venv.
+    # The E2B SDK suites (test/e2b): Node.js with npm, and Python's venv
+    # (also for schemathesis, test/schemathesis, whose run.sh makes its venv).
     command -v node >/dev/null || want nodejs
     command -v npm >/dev/null || want npm
     python3 -c 'import ensurepip, venv' 2>/dev/null || want python3-venv
