@@ -22,25 +22,53 @@ import (
 // with the agent again, inside its own sandbox.
 const childOOMScoreAdj = 1000
 
-// raiseOOMScoreAdj sets the oom_score_adj of pid, a child just started
-// with cred, to childOOMScoreAdj. The agent's own value never changes (a
-// child inheriting a raised value from the agent would leave the agent the
-// first victim while the child execs, which under memory pressure takes
-// long). The write is made with the child's file system ids: its /proc
-// files belong to it, and the agent holds no CAP_DAC_OVERRIDE. Raising
-// needs no privilege. What the child forks before the write keeps the
-// agent's value. A child that already ended is not an error.
-func raiseOOMScoreAdj(pid int, cred *syscall.Credential) error {
+// raiseOOMScoreAdj sets the oom_score_adj of pid, a child just started,
+// to childOOMScoreAdj. The agent's own value never changes (a child
+// inheriting a raised value from the agent would leave the agent the first
+// victim while the child execs, which under memory pressure takes long).
+// The file belongs to the process's owner (or, if the process is not
+// dumpable, to the sandbox's root) and the agent holds no
+// CAP_DAC_OVERRIDE, so the write is made with the file's owner as file
+// system ids; raising needs no privilege. An exec in the child can change
+// the owner between the look and the write: then it looks again. What the
+// child forks before the write keeps the agent's value. A child that
+// already ended is not an error.
+func raiseOOMScoreAdj(pid int) error {
+	path := "/proc/" + strconv.Itoa(pid) + "/oom_score_adj"
+	var err error
+	for range 3 {
+		var st unix.Stat_t
+		if err = unix.Stat(path, &st); err != nil {
+			break
+		}
+		if err = asFileOwner(st.Uid, st.Gid, func() error {
+			return writeProcFile(path, strconv.Itoa(childOOMScoreAdj))
+		}); !errors.Is(err, os.ErrPermission) {
+			break
+		}
+	}
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return nil // it ended already
+	}
+	if err != nil {
+		return fmt.Errorf("set the oom_score_adj of process %d: %w", pid, err)
+	}
+	return nil
+}
+
+// asFileOwner runs fn on a locked OS thread whose file system ids are uid
+// and gid (per thread in Linux; see filesystem.asUser). If they cannot be
+// restored, the goroutine exits still locked and the runtime ends the
+// thread.
+func asFileOwner(uid, gid uint32, fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		uid0, _ := unix.SetfsuidRetUid(-1)
 		gid0, _ := unix.SetfsgidRetGid(-1)
-		if cred != nil {
-			unix.SetfsgidRetGid(int(cred.Gid))
-			unix.SetfsuidRetUid(int(cred.Uid))
-		}
-		err := writeProcFile("/proc/"+strconv.Itoa(pid)+"/oom_score_adj", strconv.Itoa(childOOMScoreAdj))
+		unix.SetfsgidRetGid(int(gid))
+		unix.SetfsuidRetUid(int(uid))
+		err := fn()
 		unix.SetfsuidRetUid(uid0)
 		unix.SetfsgidRetGid(gid0)
 		if u, _ := unix.SetfsuidRetUid(-1); u != uid0 {
@@ -52,15 +80,9 @@ func raiseOOMScoreAdj(pid int, cred *syscall.Credential) error {
 			return
 		}
 		runtime.UnlockOSThread()
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-			err = nil // it ended already
-		}
 		done <- err
 	}()
-	if err := <-done; err != nil {
-		return fmt.Errorf("set the oom_score_adj of process %d: %w", pid, err)
-	}
-	return nil
+	return <-done
 }
 
 func writeProcFile(path, v string) error {

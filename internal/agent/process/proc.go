@@ -66,7 +66,7 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 			if err != nil {
 				return 0, err
 			}
-			return cmd.Process.Pid, deprioritize(cmd.Process.Pid, cred)
+			return cmd.Process.Pid, deprioritize(cmd.Process.Pid)
 		})
 		if err != nil {
 			closeAll(tty)
@@ -99,7 +99,7 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 			if err := cmd.Start(); err != nil {
 				return 0, err
 			}
-			return cmd.Process.Pid, deprioritize(cmd.Process.Pid, cred)
+			return cmd.Process.Pid, deprioritize(cmd.Process.Pid)
 		})
 		closeAll(stdoutW, stderrW, stdinR)
 		if err != nil {
@@ -119,8 +119,8 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 // deprioritize makes a started child the OOM killer's first choice; if
 // that fails, the child is killed: it does not run as a process the
 // kernel might spare over the agent.
-func deprioritize(pid int, cred *syscall.Credential) error {
-	if err := raiseOOMScoreAdj(pid, cred); err != nil {
+func deprioritize(pid int) error {
+	if err := raiseOOMScoreAdj(pid); err != nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 		return err
 	}

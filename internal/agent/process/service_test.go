@@ -448,7 +448,9 @@ func TestChildrenAreOOMVictimsFirst(t *testing.T) {
 	}
 	c, _ := newClient(t, Config{})
 	for _, pty := range []bool{false, true} {
-		req := startReq("/bin/cat", "/proc/self/oom_score_adj")
+		// The value is raised just after the start: read it a little later
+		// (cat inherits it from the shell).
+		req := startReq("/bin/sh", "-c", "sleep 0.2; cat /proc/self/oom_score_adj")
 		if pty {
 			req.Msg.Pty = &pb.PTY{Size: &pb.PTY_Size{Cols: 80, Rows: 24}}
 		}
