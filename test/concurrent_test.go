@@ -144,28 +144,33 @@ func TestThousandConcurrentHostile(t *testing.T) {
 	benignDone := time.Since(released)
 
 	// Every command ends: whatever is left 10 s after release (sleepers,
-	// fork bombs) is killed, by `kill -9 -1` as the user in each sandbox
-	// (twice: a fork bomb may fork between the kills of the first) and
-	// then through the daemon (the agent's kill) for any command left.
-	// Each stream must deliver its end (an exit code or a signal), never
-	// hang or fail at the transport.
-	kill := time.AfterFunc(time.Until(released.Add(10*time.Second)), func() {
-		for range 2 {
-			for _, s := range sbxs {
-				kctx, kcancel := context.WithTimeout(ctx, 20*time.Second)
-				s.Commands.Run(kctx, "kill -9 -1") // kills itself too
-				kcancel()
-			}
-		}
+	// fork bombs) is killed through the daemon, by the agent (a kill of the
+	// command's whole session, so a fork bomb's children go with it), all
+	// at once, and again 10 s later for any that survived. Each stream must
+	// deliver its end (an exit code or a signal), never hang or fail at
+	// the transport.
+	killLeft := func() {
+		var kwg sync.WaitGroup
 		for _, h := range handles {
 			select {
 			case <-h.Done():
+				continue
 			default:
-				kctx, kcancel := context.WithTimeout(ctx, 20*time.Second)
-				h.Kill(kctx)
-				kcancel()
 			}
+			kwg.Add(1)
+			go func() {
+				defer kwg.Done()
+				kctx, kcancel := context.WithTimeout(ctx, 20*time.Second)
+				defer kcancel()
+				h.Kill(kctx)
+			}()
 		}
+		kwg.Wait()
+	}
+	kill := time.AfterFunc(time.Until(released.Add(10*time.Second)), func() {
+		killLeft()
+		time.Sleep(10 * time.Second)
+		killLeft()
 	})
 	defer kill.Stop()
 	var kinds sync.Map

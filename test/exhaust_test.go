@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,6 +143,45 @@ func TestResourceExhaustion(t *testing.T) {
 		}
 		if out := run(t, s, "rm /dev/shm/fill && "+hog); out != "allocated\n" {
 			t.Errorf("48 MiB after emptying /dev/shm: %q", out)
+		}
+		end(t, s)
+	})
+
+	t.Run("fork bomb next to API calls", func(t *testing.T) {
+		// The agent shares the pids cgroup with the tenant. A fork bomb
+		// fills it; meanwhile 40 commands and 40 file writes arrive, so
+		// the agent's Go runtime wants more threads, and a thread it
+		// cannot create is fatal to it. Its threads are reserved at start
+		// (server.ReservedThreads): the commands may fail (no pid left for
+		// them), the sandbox must not end.
+		s := newSandbox(t, soulbox.Limits{MemoryMB: 512, DiskSizeMB: 64, Pids: 64})
+		bomb, err := s.Commands.Start(ctx, "f(){ f|f& }; f; sleep 30", soulbox.WithTimeout(0), soulbox.WithoutCapture())
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		var wg sync.WaitGroup
+		for i := range 40 {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+				defer rcancel()
+				s.Commands.Run(rctx, "true", soulbox.WithTimeout(10*time.Second))
+			}()
+			go func() {
+				defer wg.Done()
+				rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+				defer rcancel()
+				s.Files.WriteFile(rctx, fmt.Sprintf("/home/user/w%d", i), []byte("x"))
+			}()
+		}
+		wg.Wait()
+		if err := bomb.Kill(ctx); err != nil {
+			t.Errorf("kill the fork bomb: %v", err)
+		}
+		if out := run(t, s, "echo alive"); out != "alive\n" {
+			t.Errorf("after the fork bomb: %q", out)
 		}
 		end(t, s)
 	})

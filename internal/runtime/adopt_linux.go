@@ -259,7 +259,7 @@ func (b *Sandbox) SetLimits(l limits.Limits) error {
 	if err := l.Validate(b.sb.rt.cfg.Max); err != nil {
 		return err
 	}
-	return b.sb.cg.SetLimits(cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+	return b.sb.cg.SetLimits(cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: pidsMax(l, true)})
 }
 
 // SetEnv sets the environment variables of every process the sandbox's

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/soulbox-dev/soulbox/internal/agent/server"
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
 	"github.com/soulbox-dev/soulbox/internal/limits"
@@ -135,6 +136,15 @@ type sandbox struct {
 	lastPhase   time.Time
 }
 
+// pidsMax is the cgroup's pids.max for tenant limits l: one more for the
+// init, and the agent's thread reserve in a long-lived sandbox.
+func pidsMax(l limits.Limits, longLived bool) int64 {
+	if longLived {
+		return l.Pids + 1 + server.PidsReserve
+	}
+	return l.Pids + 1
+}
+
 func (sb *sandbox) prepare() error {
 	tmpl, err := rootfs.EnsureHostTemplate(sb.rt.template)
 	if err != nil {
@@ -144,8 +154,9 @@ func (sb *sandbox) prepare() error {
 		return err
 	}
 	l := sb.spec.Limits
-	// The init is one more process; tenant code gets the full pids limit.
-	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1})
+	// The init is one more process, and a long-lived sandbox's agent has its
+	// threads: tenant code gets the full pids limit.
+	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: pidsMax(l, sb.keepAlive)})
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}

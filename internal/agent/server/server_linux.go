@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -39,6 +40,39 @@ type Config struct {
 	ListenFD int      // an inherited listening socket whose path only the host sees
 	Env      []string // base environment of the processes it starts
 	Dir      string   // their default working directory
+}
+
+// ReservedThreads is how many OS threads the agent starts before it
+// serves, and PidsReserve what the runtime adds to a long-lived sandbox's
+// pids limit for them (and the few the Go runtime starts on its own). The
+// agent shares the sandbox's pids cgroup with the tenant: when a fork bomb
+// fills it, the Go runtime cannot create a thread, which it treats as fatal
+// ("newosproc"), and the sandbox would end with its agent. Threads it
+// already has are kept idle and reused, never ended.
+const (
+	ReservedThreads = 32
+	PidsReserve     = ReservedThreads + 8
+)
+
+// reserveThreads makes the Go runtime start n OS threads now: n goroutines
+// each hold a thread at the same time, then let it go idle.
+func reserveThreads(n int) {
+	var held, done sync.WaitGroup
+	release := make(chan struct{})
+	held.Add(n)
+	done.Add(n)
+	for range n {
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread()
+			held.Done()
+			<-release
+			runtime.UnlockOSThread()
+		}()
+	}
+	held.Wait()
+	close(release)
+	done.Wait()
 }
 
 // Main runs the agent; it never returns.
@@ -82,6 +116,7 @@ func serve(cfg Config) error {
 		for range drop {
 		}
 	}()
+	reserveThreads(ReservedThreads)
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
 	go r.run()
 	procs := process.New(process.Config{
