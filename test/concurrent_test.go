@@ -40,7 +40,7 @@ func TestThousandConcurrentHostile(t *testing.T) {
 	hostile := []string{
 		"f(){ f|f& }; f", // fork bomb (pids limit)
 		"dd if=/dev/zero of=/dev/null bs=400M count=1",          // memory: a 400 MiB buffer (cgroup OOM)
-		"head -c 4M /dev/zero",                                  // output flood through the agent and daemon
+		"head -c 1M /dev/zero",                                  // output flood through the agent and daemon
 		"timeout 3 sh -c 'while :; do :; done'",                 // busy loop
 		"dd if=/dev/zero of=/home/user/fill.$$ bs=1M",           // disk fill (ENOSPC)
 		"ulimit -n 2048; while exec {fd}</dev/null; do :; done", // fd exhaustion (EMFILE)
