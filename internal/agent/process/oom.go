@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -47,8 +48,12 @@ func raiseOOMScoreAdj(pid int) error {
 			break
 		}
 	}
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-		return nil // it ended already
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) ||
+		(errors.Is(err, os.ErrPermission) && exiting(pid)) {
+		// It ended already. (A process that has let go of its memory, on
+		// its way to being a zombie or one, has /proc files owned by the
+		// host's root, which nobody in the sandbox can write.)
+		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("set the oom_score_adj of process %d: %w", pid, err)
@@ -83,6 +88,20 @@ func asFileOwner(uid, gid uint32, fn func() error) error {
 		done <- err
 	}()
 	return <-done
+}
+
+// exiting reports whether pid has ended or is ending: gone, a zombie, or
+// without memory (its status has no VmSize line).
+func exiting(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return true
+	}
+	st := string(b)
+	if i := strings.Index(st, "\nState:\t"); i >= 0 && len(st) > i+8 && (st[i+8] == 'Z' || st[i+8] == 'X') {
+		return true
+	}
+	return !strings.Contains(st, "\nVmSize:")
 }
 
 func writeProcFile(path, v string) error {
