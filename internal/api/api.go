@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/execute"
 	"github.com/soulbox-dev/soulbox/internal/lang"
 	"github.com/soulbox-dev/soulbox/internal/limits"
@@ -60,6 +61,8 @@ type Server struct {
 	patterns []string
 	metrics  cpuSampler
 	contexts *execute.Contexts
+	// interp answers port 49999 of code-interpreter sandboxes.
+	interp *codeinterp.Server
 }
 
 // New returns the daemon's handler.
@@ -71,6 +74,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux(), contexts: execute.NewContexts()}
+	s.interp = codeinterp.New(codeinterp.Config{Contexts: s.contexts, WriteError: s.writeErr, Logger: cfg.Logger, Now: cfg.Now})
 	if m := cfg.Manager; m != nil {
 		s.metrics.alive = func(id string) bool {
 			_, ok := m.Target(id)

@@ -249,6 +249,7 @@ func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	s.interp.Forget(r.PathValue("id"))
 	w.WriteHeader(http.StatusNoContent)
 }
 

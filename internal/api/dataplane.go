@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/sdk/go/filesig"
 )
@@ -71,6 +72,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port i
 	t, ok := s.cfg.Manager.Target(id)
 	if !ok {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %q was not found: it was killed, timed out or never existed", id))
+		return
+	}
+	if port == codeinterp.Port && t.Template == sandbox.TemplateCodeInterpreter {
+		s.codeInterpreter(w, r, id, t)
 		return
 	}
 	if port != AgentPort {

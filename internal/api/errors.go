@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/execute"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
@@ -34,9 +35,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.Is(err, store.ErrUnauthorized), errors.Is(err, errUnauthorized):
+	case errors.Is(err, store.ErrUnauthorized), errors.Is(err, errUnauthorized), errors.Is(err, codeinterp.ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, execute.ErrContextNotFound):
+	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, execute.ErrContextNotFound), errors.Is(err, codeinterp.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, sandbox.ErrConflict), errors.Is(err, execute.ErrKernelDead), errors.Is(err, execute.ErrTooManyContexts):
 		return http.StatusConflict
@@ -45,7 +46,7 @@ func statusOf(err error) int {
 	case errors.Is(err, netsetup.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
-		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest):
+		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest), errors.Is(err, codeinterp.ErrBadRequest):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -155,8 +156,14 @@ func (k *Kernel) follow(stream *connect.ServerStreamForClient[pb.StartResponse],
 // and error events and, last, end. A zero timeout means none; at the
 // timeout or when ctx ends, the execution is interrupted.
 func (k *Kernel) Execute(ctx context.Context, code string, timeout time.Duration, emit func(ContextEvent)) error {
-	if len(code) > maxCodeBytes {
-		return fmt.Errorf("%w: code over %d bytes", ErrBadRequest, maxCodeBytes)
+	return k.ExecuteEnv(ctx, code, nil, timeout, emit)
+}
+
+// ExecuteEnv is Execute with environment variables set in the kernel for
+// this execution only (the earlier values come back after it).
+func (k *Kernel) ExecuteEnv(ctx context.Context, code string, env map[string]string, timeout time.Duration, emit func(ContextEvent)) error {
+	if err := CheckExecution(code, env); err != nil {
+		return err
 	}
 	k.exec.Lock()
 	defer k.exec.Unlock()
@@ -206,7 +213,7 @@ func (k *Kernel) Execute(ctx context.Context, code string, timeout time.Duration
 		k.sink = nil
 		k.mu.Unlock()
 	}()
-	line, _ := json.Marshal(map[string]string{"type": "execute", "id": id, "code": code})
+	line, _ := json.Marshal(map[string]any{"type": "execute", "id": id, "code": code, "env": env})
 	line = append(line, '\n')
 	sel := &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}
 	for off := 0; off < len(line); off += 1 << 20 {
@@ -242,6 +249,36 @@ func (k *Kernel) Execute(ctx context.Context, code string, timeout time.Duration
 			return ctx.Err()
 		}
 	}
+}
+
+// Caps on the environment of one execution.
+const (
+	maxExecEnvVars  = 256
+	maxExecEnvBytes = 1 << 20
+)
+
+// CheckExecution reports the ErrBadRequest ExecuteEnv would refuse code
+// and env with: code over the size cap, variables a kernel could not set
+// (empty names, names with '=' or NUL, values with NUL), too many or too
+// large.
+func CheckExecution(code string, env map[string]string) error {
+	if len(code) > maxCodeBytes {
+		return fmt.Errorf("%w: code over %d bytes", ErrBadRequest, maxCodeBytes)
+	}
+	if len(env) > maxExecEnvVars {
+		return fmt.Errorf("%w: at most %d environment variables", ErrBadRequest, maxExecEnvVars)
+	}
+	n := 0
+	for k, v := range env {
+		n += len(k) + len(v)
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", ErrBadRequest, k)
+		}
+	}
+	if n > maxExecEnvBytes {
+		return fmt.Errorf("%w: environment variables over %d bytes", ErrBadRequest, maxExecEnvBytes)
+	}
+	return nil
 }
 
 // Interrupt sends SIGINT to the kernel: the running execution ends with

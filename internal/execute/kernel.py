@@ -1,6 +1,7 @@
 # SoulBox code-context kernel for Python. It runs as the sandbox's user;
 # the daemon writes one JSON object a line to its stdin
-#   {"type": "execute", "id": "...", "code": "..."}
+#   {"type": "execute", "id": "...", "code": "...", "env": {name: value}}
+# (env, optional, is set for this execution only)
 # and reads one JSON object a line from its stdout:
 #   {"id", "type": "stdout"|"stderr", "text"}
 #   {"id", "type": "result", "data": {mime: value}, "main": bool}
@@ -149,6 +150,22 @@ def _run(code):
         _error(e)
 
 
+def _set_env(env):
+    saved = {}
+    for k, v in (env or {}).items():
+        saved[k] = os.environ.get(k)
+        os.environ[k] = v
+    return saved
+
+
+def _restore_env(saved):
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def main():
     while True:
         try:
@@ -166,9 +183,16 @@ def main():
             if req.get("type") == "execute":
                 if req.get("cwd"):
                     os.chdir(req["cwd"])
-                _run(req.get("code", ""))
+                saved = {}
+                try:
+                    saved = _set_env(req.get("env"))
+                    _run(req.get("code", ""))
+                finally:
+                    _restore_env(saved)
         except KeyboardInterrupt:
             pass
+        except Exception as e:
+            _error(e)
         finally:
             try:
                 sys.stdout.flush()
