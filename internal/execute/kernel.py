@@ -20,6 +20,9 @@ _cur = {"id": ""}
 
 
 def _send(msg):
+    if msg["type"] not in ("stdout", "stderr"):
+        for st in _streams:  # what was printed before comes first
+            st.flush()
     msg["id"] = _cur["id"]
     line = json.dumps(msg, default=str)
     with _lock:
@@ -28,8 +31,12 @@ def _send(msg):
 
 
 class _Stream(io.TextIOBase):
+    """Sends whole lines (a partial line on flush, before other output,
+    or past 64 KiB), as a line-buffered terminal would."""
+
     def __init__(self, name):
         self.name = name
+        self.buf = ""
 
     def writable(self):
         return True
@@ -37,9 +44,23 @@ class _Stream(io.TextIOBase):
     def write(self, s):
         if not isinstance(s, str):
             s = str(s)
-        if s:
-            _send({"type": self.name, "text": s})
+        if not s:
+            return 0
+        self.buf += s
+        i = self.buf.rfind("\n")
+        if i >= 0 or len(self.buf) > 65536:
+            n = i + 1 if i >= 0 else len(self.buf)
+            text, self.buf = self.buf[:n], self.buf[n:]
+            for st in _streams:
+                if st is not self:
+                    st.flush()
+            _send({"type": self.name, "text": text})
         return len(s)
+
+    def flush(self):
+        if self.buf:
+            text, self.buf = self.buf, ""
+            _send({"type": self.name, "text": text})
 
     def isatty(self):
         return False
@@ -47,6 +68,7 @@ class _Stream(io.TextIOBase):
 
 sys.stdout = _Stream("stdout")
 sys.stderr = _Stream("stderr")
+_streams = (sys.stdout, sys.stderr)
 sys.stdin = io.StringIO("")
 
 _ns = {"__name__": "__main__", "__builtins__": __builtins__}
