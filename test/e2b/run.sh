@@ -6,7 +6,8 @@
 #   test/e2b/run.sh js/2.51.0 py    some of them
 #
 # js/<version> is the e2b npm package, ci/<version> the
-# @e2b/code-interpreter npm package, py the e2b PyPI package.
+# @e2b/code-interpreter npm package, py the e2b and e2b-code-interpreter
+# PyPI packages.
 #
 # Without SOULBOX_E2B_URL it needs root: it builds bin/soulbox (or uses
 # SOULBOX_BIN), starts a daemon on a free loopback port with a temporary
@@ -122,7 +123,7 @@ for s in "${suites[@]}"; do
 	case $s in
 	js/*) (cd "$here/$s" && node --test --test-reporter=spec ../e2b.test.mjs) || failed+=("$s") ;;
 	ci/*) (cd "$here/$s" && node --test --test-reporter=spec ../ci.test.mjs) || failed+=("$s") ;;
-	py) (cd "$here/py" && .venv/bin/python -m pytest -q -p no:cacheprovider test_e2b.py) || failed+=("$s") ;;
+	py) (cd "$here/py" && .venv/bin/python -m pytest -q -p no:cacheprovider test_e2b.py test_code_interpreter.py) || failed+=("$s") ;;
 	esac
 done
 if [ ${#failed[@]} -gt 0 ]; then
