@@ -74,7 +74,7 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux(), contexts: execute.NewContexts()}
-	s.interp = codeinterp.New(codeinterp.Config{Contexts: s.contexts, WriteError: s.writeErr, Logger: cfg.Logger, Now: cfg.Now})
+	s.interp = codeinterp.New(codeinterp.Config{Contexts: s.contexts, WriteError: s.writeErr, Now: cfg.Now})
 	if m := cfg.Manager; m != nil {
 		s.metrics.alive = func(id string) bool {
 			_, ok := m.Target(id)

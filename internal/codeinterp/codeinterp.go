@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -68,7 +67,6 @@ type Config struct {
 	// WriteError answers a request with err's status (the daemon's one
 	// error mapper).
 	WriteError func(http.ResponseWriter, error)
-	Logger     *slog.Logger
 	Now        func() time.Time // nil: time.Now
 }
 
@@ -90,9 +88,6 @@ type defaults struct {
 
 // New returns a Server.
 func New(cfg Config) *Server {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
