@@ -93,8 +93,12 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request) {
 		return // the client went away (its timeout); the kernel was interrupted
 	}
 	if !st.hasEnded() {
-		if err != nil && !errors.Is(err, execute.ErrKernelDead) { // a dead kernel has said so
-			st.send(errorLine{Type: "error", Name: "SoulBoxError", Value: err.Error(), Traceback: err.Error()})
+		if err != nil && !st.hasError() { // a kernel that died mid-run has said so
+			name := "SoulBoxError"
+			if errors.Is(err, execute.ErrKernelDead) {
+				name = "KernelDied"
+			}
+			st.send(errorLine{Type: "error", Name: name, Value: err.Error(), Traceback: err.Error()})
 		}
 		st.send(endLine{Type: "end_of_execution"})
 	}
@@ -107,9 +111,10 @@ type stream struct {
 	rc  *http.ResponseController
 	now func() time.Time
 
-	mu     sync.Mutex
-	ended  bool
-	broken bool
+	mu      sync.Mutex
+	ended   bool
+	errored bool // an error line was sent
+	broken  bool
 }
 
 // start sends the 200 header.
@@ -130,14 +135,23 @@ func (st *stream) hasEnded() bool {
 	return st.ended
 }
 
+func (st *stream) hasError() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.errored
+}
+
 func (st *stream) send(v any) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.ended {
 		return
 	}
-	if _, ok := v.(endLine); ok {
+	switch v.(type) {
+	case endLine:
 		st.ended = true
+	case errorLine:
+		st.errored = true
 	}
 	if st.broken {
 		return
