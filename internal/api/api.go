@@ -76,6 +76,11 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux(), contexts: execute.NewContexts()}
 	s.interp = codeinterp.New(codeinterp.Config{Contexts: s.contexts, WriteError: s.writeErr, Now: cfg.Now})
 	if m := cfg.Manager; m != nil {
+		// A sandbox's code contexts go with it, however it ends.
+		m.OnRemoved(func(id string) {
+			s.contexts.Forget(id)
+			s.interp.Forget(id)
+		})
 		s.metrics.alive = func(id string) bool {
 			_, ok := m.Target(id)
 			return ok

@@ -134,6 +134,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	removed []func(id string) // OnRemoved callbacks, under mu
 	closed  bool
 	pool    *pool // nil without a warm pool
 }
@@ -547,8 +548,20 @@ func (m *Manager) remove(ctx context.Context, id string) error {
 	killErr := e.box.Kill()
 	m.mu.Lock()
 	delete(m.entries, id)
+	removed := m.removed
 	m.mu.Unlock()
+	for _, f := range removed {
+		f(id)
+	}
 	return errors.Join(killErr, m.cfg.Store.DeleteSandbox(context.WithoutCancel(ctx), id))
+}
+
+// OnRemoved registers f to be called with the id of every sandbox that
+// goes away (killed, timed out, or dead on its own), after it is gone.
+func (m *Manager) OnRemoved(f func(id string)) {
+	m.mu.Lock()
+	m.removed = append(m.removed, f)
+	m.mu.Unlock()
 }
 
 // SetTimeout makes the sandbox expire d from now (when paused: d after it
