@@ -706,10 +706,21 @@ func (c *Cgroup) Rebase(l Limits) error {
 	return c.rebase(l)
 }
 
+// ResetCounters resets the counters as Rebase does, leaving the limits.
+func (c *Cgroup) ResetCounters() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resetCounters()
+}
+
 func (c *Cgroup) rebase(l Limits) error {
 	if err := c.apply(l, false); err != nil {
 		return err
 	}
+	return c.resetCounters()
+}
+
+func (c *Cgroup) resetCounters() error {
 	if c.h.version == V2 {
 		return c.resetCountersV2()
 	}

@@ -1,5 +1,6 @@
 // Package judge runs a submission against test cases: compile once, run
-// each case in a fresh sandbox with its own limits, compare the output,
+// each case as a fresh process with its own limits (in a worker sandbox
+// cleaned between cases, or a sandbox of its own), compare the output,
 // and give a verdict per case and overall. It holds no CLI logic.
 package judge
 
@@ -59,6 +60,9 @@ type Options struct {
 	Limits   limits.Limits
 	Compare  Comparator // nil: Lines
 	Parallel int        // cases run at once (default 1)
+	// FreshSandboxes runs every case in a sandbox of its own instead of
+	// a worker sandbox cleaned between cases (slower; see runtime.Worker).
+	FreshSandboxes bool
 }
 
 // Judge compiles source once and runs every case. The returned error is

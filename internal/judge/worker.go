@@ -51,7 +51,7 @@ func workerLimits(l limits.Limits, cases []Case) limits.Limits {
 func (s *workerSlot) runCase(ctx context.Context, c Case, o Options) (CaseResult, error) {
 	ws, ok := s.e.Runner.(workerStarter)
 	l := caseLimits(c, o)
-	if !ok || s.failed {
+	if !ok || s.failed || o.FreshSandboxes {
 		return RunCase(ctx, s.e, s.p, c, o)
 	}
 	// A worker that ended (or retired itself) before the program started

@@ -55,6 +55,12 @@ type Worker struct {
 	done   chan struct{} // closed once the init is reaped
 	ready  bool          // the init reported clean since the last run
 	gone   bool
+	// applied are the cgroup limits in force (set is false before the
+	// first run): runs with the same limits skip rewriting them.
+	applied struct {
+		l   cgroup.Limits
+		set bool
+	}
 }
 
 // NewWorker starts a worker sandbox and waits until it can run programs.
@@ -176,10 +182,19 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	}
 	l := s.Limits
 	sb := w.sb
-	if err := sb.cg.Rebase(cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1}); err != nil {
+	cl := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1}
+	var err error
+	if w.applied.set && w.applied.l == cl {
+		err = sb.cg.ResetCounters()
+	} else {
+		w.applied.set = false
+		err = sb.cg.Rebase(cl)
+	}
+	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("%w: cgroup: %v", ErrWorkerGone, err)
 	}
+	w.applied.l, w.applied.set = cl, true
 	pipes, err := newStdio()
 	if err != nil {
 		return nil, err
