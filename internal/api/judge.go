@@ -15,6 +15,7 @@ import (
 const (
 	maxJudgeCases       = 1000
 	maxJudgeSubmissions = 100
+	maxJudgeParallel    = 8
 	judgeBatchParallel  = 2
 )
 
@@ -36,6 +37,11 @@ type judgeRequest struct {
 	Limits  json.RawMessage `json:"limits,omitempty"`
 	Compare string          `json:"compare,omitempty"` // exact, lines (default), tokens, float:EPS
 	Tests   []judgeCase     `json:"tests"`
+	// Parallel cases run at once (1 to maxJudgeParallel; default 1).
+	Parallel int `json:"parallel,omitempty"`
+	// FreshSandboxes: every case in a sandbox of its own rather than in
+	// a worker sandbox cleaned between cases.
+	FreshSandboxes bool `json:"fresh_sandboxes,omitempty"`
 }
 
 // judgeReport is the answer for one submission.
@@ -79,6 +85,10 @@ func (s *Server) prepareJudge(j judgeRequest) (*lang.Language, []judge.Case, jud
 		return nil, nil, o, err
 	}
 	o.Limits = base
+	if j.Parallel < 0 || j.Parallel > maxJudgeParallel {
+		return nil, nil, o, fmt.Errorf("%w: parallel must be 1-%d", errBadRequest, maxJudgeParallel)
+	}
+	o.Parallel, o.FreshSandboxes = j.Parallel, j.FreshSandboxes
 	if j.Compare != "" {
 		if o.Compare, err = judge.ParseCompare(j.Compare); err != nil {
 			return nil, nil, o, fmt.Errorf("%w: compare: %v", errBadRequest, err)
@@ -127,8 +137,8 @@ func (s *Server) runJudge(r *http.Request, j judgeRequest) (*judgeReport, error)
 	return out, nil
 }
 
-// judgeOne serves POST /judge: one submission, each case in a fresh
-// one-shot sandbox (not a live sandbox of the caller).
+// judgeOne serves POST /judge: one submission, its cases in worker
+// sandboxes of the daemon's own (not a live sandbox of the caller).
 func (s *Server) judgeOne(w http.ResponseWriter, r *http.Request) {
 	var j judgeRequest
 	if err := decodeCodeBody(w, r, &j); err != nil {

@@ -691,9 +691,36 @@ func (c *Cgroup) Reset(l Limits) error {
 	if err := c.thaw(); err != nil {
 		return err
 	}
+	return c.rebase(l)
+}
+
+// Rebase re-applies l and resets the counters as Reset does, on a cgroup
+// that keeps some processes: a worker's init, which stays between the
+// programs it runs. The counters then count from now, the init included.
+func (c *Cgroup) Rebase(l Limits) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rebase(l)
+}
+
+// ResetCounters resets the counters as Rebase does, leaving the limits.
+func (c *Cgroup) ResetCounters() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resetCounters()
+}
+
+func (c *Cgroup) rebase(l Limits) error {
 	if err := c.apply(l, false); err != nil {
 		return err
 	}
+	return c.resetCounters()
+}
+
+func (c *Cgroup) resetCounters() error {
 	if c.h.version == V2 {
 		return c.resetCountersV2()
 	}

@@ -254,6 +254,7 @@ func newJudgeCmd() *cobra.Command {
 		tests    string
 		compare  string
 		parallel int
+		fresh    bool
 		asJSON   bool
 		dataDir  string
 	)
@@ -263,8 +264,11 @@ func newJudgeCmd() *cobra.Command {
 		Long: `Compile SOURCE once, run it against every test case of DIR (NAME.in is its
 stdin, NAME.out the expected stdout; optional NAME.limits is a JSON object
 overriding limits for that case, e.g. {"timeout":"2s","memory":"64M"}),
-each in a fresh sandbox, and give a verdict per case: AC, WA, TLE, MLE, RE,
-OLE. The overall verdict is the first case (in natural order of NAME) that
+each as a fresh process with its own limits, and give a verdict per case:
+AC, WA, TLE, MLE, RE, OLE. Cases run in a worker sandbox set up once and
+cleaned between cases (every process killed; home, /tmp, /var/tmp,
+/dev/shm emptied; the program placed again; cgroup counters reset);
+--fresh-sandboxes gives every case a sandbox of its own instead. The overall verdict is the first case (in natural order of NAME) that
 is not AC, AC if all are, or CE when SOURCE does not compile.
 
 Exit status: 0 for AC, 1 for any other verdict, 2 for bad usage, 125 when a
@@ -311,7 +315,7 @@ sandbox could not be set up. --json prints {"verdict","language","compile",
 			if err != nil {
 				return runFailure(cmd, asJSON, err)
 			}
-			rep, err := judge.Judge(cmd.Context(), ex, lg, src, cases, judge.Options{Limits: l, Compare: cmp, Parallel: parallel})
+			rep, err := judge.Judge(cmd.Context(), ex, lg, src, cases, judge.Options{Limits: l, Compare: cmp, Parallel: parallel, FreshSandboxes: fresh})
 			if err != nil {
 				switch {
 				case errors.Is(err, lang.ErrUnavailable):
@@ -355,6 +359,7 @@ sandbox could not be set up. --json prints {"verdict","language","compile",
 	fl.StringVar(&tests, "tests", "", "directory of NAME.in / NAME.out test cases")
 	fl.StringVar(&compare, "compare", "lines", "output comparison: exact, lines (ignore trailing whitespace), tokens, float:EPS")
 	fl.IntVar(&parallel, "parallel", 1, "cases run at the same time")
+	fl.BoolVar(&fresh, "fresh-sandboxes", false, "run every case in a sandbox of its own instead of a worker sandbox cleaned between cases (slower)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdicts")
 	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "SoulBox data directory")
 	return c

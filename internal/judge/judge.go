@@ -1,5 +1,6 @@
 // Package judge runs a submission against test cases: compile once, run
-// each case in a fresh sandbox with its own limits, compare the output,
+// each case as a fresh process with its own limits (in a worker sandbox
+// cleaned between cases, or a sandbox of its own), compare the output,
 // and give a verdict per case and overall. It holds no CLI logic.
 package judge
 
@@ -59,6 +60,9 @@ type Options struct {
 	Limits   limits.Limits
 	Compare  Comparator // nil: Lines
 	Parallel int        // cases run at once (default 1)
+	// FreshSandboxes runs every case in a sandbox of its own instead of
+	// a worker sandbox cleaned between cases (slower; see runtime.Worker).
+	FreshSandboxes bool
 }
 
 // Judge compiles source once and runs every case. The returned error is
@@ -89,12 +93,15 @@ func Judge(ctx context.Context, e *lang.Executor, l *lang.Language, source []byt
 		firstErr error
 		next     = make(chan int)
 	)
+	wmax := workerLimits(o.Limits, cases)
 	for range o.Parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ws := &workerSlot{e: e, p: p, max: wmax}
+			defer ws.close()
 			for i := range next {
-				cr, err := RunCase(ctx, e, p, cases[i], o)
+				cr, err := ws.runCase(ctx, cases[i], o)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -127,17 +134,24 @@ func Judge(ctx context.Context, e *lang.Executor, l *lang.Language, source []byt
 
 // RunCase runs one case of a prepared program in a fresh sandbox.
 func RunCase(ctx context.Context, e *lang.Executor, p *lang.Program, c Case, o Options) (CaseResult, error) {
-	l := o.Limits
-	if c.Limits != nil {
-		l = *c.Limits
+	res, err := e.Runner.Run(ctx, p.Spec(caseLimits(c, o), bytes.NewReader(c.Input)))
+	if err != nil {
+		return CaseResult{}, err
 	}
+	return caseResult(c, o, res), nil
+}
+
+func caseLimits(c Case, o Options) limits.Limits {
+	if c.Limits != nil {
+		return *c.Limits
+	}
+	return o.Limits
+}
+
+func caseResult(c Case, o Options, res *sbrt.Result) CaseResult {
 	cmp := o.Compare
 	if cmp == nil {
 		cmp = Lines{}
-	}
-	res, err := e.Runner.Run(ctx, p.Spec(l, bytes.NewReader(c.Input)))
-	if err != nil {
-		return CaseResult{}, err
 	}
 	cr := CaseResult{
 		Name: c.Name, Status: string(res.Status), ExitCode: res.ExitCode,
@@ -147,7 +161,7 @@ func RunCase(ctx context.Context, e *lang.Executor, p *lang.Program, c Case, o O
 	if cr.Verdict != AC && cr.Verdict != WA {
 		cr.Stderr = string(res.Stderr[:min(len(res.Stderr), 1024)])
 	}
-	return cr, nil
+	return cr
 }
 
 // Verdict maps a run and its output to a case verdict.

@@ -473,45 +473,8 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	default:
 		return finish(sb.deathError())
 	}
-	t0 := time.Now()
-	wall := time.NewTimer(l.WallTime)
-	defer wall.Stop()
-	cpuCheck := time.NewTimer(sb.cpuPollInterval(0))
-	defer cpuCheck.Stop()
-
-	var exit nsinit.Event
-	gotExit := false
-loop:
-	for {
-		select {
-		case ev := <-events:
-			if ev.Kind == nsinit.EventExit {
-				exit, gotExit = ev, true
-			}
-			break loop
-		case <-wall.C:
-			kill(killedWall)
-			break loop
-		case <-cpuCheck.C:
-			st, err := sb.cg.Stats()
-			if err == nil && st.CPUUsage >= l.CPUTime {
-				kill(killedCPU)
-				break loop
-			}
-			var used time.Duration
-			if err == nil {
-				used = st.CPUUsage
-			}
-			cpuCheck.Reset(sb.cpuPollInterval(used))
-		case <-outLimitHit:
-			kill(killedOutput)
-			break loop
-		case <-ctx.Done():
-			kill(killedCancel)
-			break loop
-		}
-	}
-	res.Wall = time.Since(t0)
+	exit, gotExit, wallTime := supervise(ctx, events, l, sb.cg, outLimitHit, kill)
+	res.Wall = wallTime
 	sb.trace("ended")
 	// The init exits right after reporting (after sending the files, if
 	// asked for); if it does not, end it.
@@ -549,6 +512,47 @@ loop:
 	}
 	res.classify(reason, exit, gotExit, l)
 	return res, nil
+}
+
+// supervise waits for the program's exit event while enforcing the wall
+// and CPU-time limits (CPU on the whole cgroup) and the output limit;
+// kill ends the run for a reason. It returns the exit event, if one came,
+// and the wall time from the call.
+func supervise(ctx context.Context, events <-chan nsinit.Event, l limits.Limits, cg *cgroup.Cgroup, outLimitHit <-chan struct{}, kill func(killReason)) (exit nsinit.Event, gotExit bool, wallTime time.Duration) {
+	t0 := time.Now()
+	wall := time.NewTimer(l.WallTime)
+	defer wall.Stop()
+	cpuCheck := time.NewTimer(cpuPollInterval(l, 0))
+	defer cpuCheck.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if ok && ev.Kind == nsinit.EventExit {
+				return ev, true, time.Since(t0)
+			}
+			return exit, false, time.Since(t0)
+		case <-wall.C:
+			kill(killedWall)
+			return exit, false, time.Since(t0)
+		case <-cpuCheck.C:
+			st, err := cg.Stats()
+			if err == nil && st.CPUUsage >= l.CPUTime {
+				kill(killedCPU)
+				return exit, false, time.Since(t0)
+			}
+			var used time.Duration
+			if err == nil {
+				used = st.CPUUsage
+			}
+			cpuCheck.Reset(cpuPollInterval(l, used))
+		case <-outLimitHit:
+			kill(killedOutput)
+			return exit, false, time.Since(t0)
+		case <-ctx.Done():
+			kill(killedCancel)
+			return exit, false, time.Since(t0)
+		}
+	}
 }
 
 // spawn starts the sandbox init in its new namespaces with the given
@@ -673,8 +677,7 @@ func (sb *sandbox) deathError() error {
 
 // cpuPollInterval is how long the CPU-time limit cannot be reached given
 // the usage so far and the CPU quota, clamped to [2ms, 100ms].
-func (sb *sandbox) cpuPollInterval(used time.Duration) time.Duration {
-	l := sb.spec.Limits
+func cpuPollInterval(l limits.Limits, used time.Duration) time.Duration {
 	left := l.CPUTime - used
 	d := time.Duration(float64(left) / math.Max(l.CPUs, 1))
 	return min(max(d, 2*time.Millisecond), 100*time.Millisecond)

@@ -13,16 +13,20 @@ type JudgeTest struct {
 	Limits   map[string]string `json:"limits,omitempty"`
 }
 
-// JudgeRequest is a submission: compiled once, run against every test in
-// a fresh one-shot sandbox. Limits are overrides as strings ("memory":
-// "50MB", "cpus": "0.1", "timeout": "5s", "cpu-time", "output-limit",
-// ...). Compare is exact, lines (default), tokens or float:EPS.
+// JudgeRequest is a submission: compiled once, each test run as a fresh
+// process with its own limits in a worker sandbox cleaned between tests
+// (FreshSandboxes: a sandbox of its own per test). Limits are overrides as
+// strings ("memory": "50MB", "cpus": "0.1", "timeout": "5s", "cpu-time",
+// "output-limit", ...). Compare is exact, lines (default), tokens or
+// float:EPS. Parallel tests run at once (1-8; 0 means 1).
 type JudgeRequest struct {
-	Language string            `json:"language"`
-	Source   string            `json:"source"`
-	Limits   map[string]string `json:"limits,omitempty"`
-	Compare  string            `json:"compare,omitempty"`
-	Tests    []JudgeTest       `json:"tests"`
+	Language       string            `json:"language"`
+	Source         string            `json:"source"`
+	Limits         map[string]string `json:"limits,omitempty"`
+	Compare        string            `json:"compare,omitempty"`
+	Tests          []JudgeTest       `json:"tests"`
+	Parallel       int               `json:"parallel,omitempty"`
+	FreshSandboxes bool              `json:"fresh_sandboxes,omitempty"`
 }
 
 // JudgeCase is the verdict of one test.
