@@ -11,6 +11,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -153,31 +154,43 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 type teamKey struct{}
 
-// auth admits requests carrying a valid API key (X-API-Key, or
-// Authorization: Bearer) and passes the key's team on.
+// auth admits requests carrying a valid API key and passes the key's team
+// on.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("X-API-Key")
-		if key == "" {
-			if v, ok := cutPrefixFold(r.Header.Get("Authorization"), "Bearer "); ok {
-				key = v
-			}
-		}
-		if key == "" {
-			writeError(w, http.StatusUnauthorized, "missing API key: send it in the X-API-Key header")
-			return
-		}
-		k, err := s.cfg.Store.AuthenticateAPIKey(r.Context(), key)
+		team, err := s.authenticate(r)
 		if err != nil {
 			s.writeErr(w, err)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), teamKey{}, k.Team)))
+		h(w, r.WithContext(context.WithValue(r.Context(), teamKey{}, team)))
 	}
 }
 
-func teamOf(r *http.Request) string {
-	t, _ := r.Context().Value(teamKey{}).(string)
+// authenticate returns the team of the request's API key (X-API-Key, or
+// Authorization: Bearer): the control plane's one check, for REST and
+// gRPC alike.
+func (s *Server) authenticate(r *http.Request) (string, error) {
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		if v, ok := cutPrefixFold(r.Header.Get("Authorization"), "Bearer "); ok {
+			key = v
+		}
+	}
+	if key == "" {
+		return "", fmt.Errorf("%w: missing API key: send it in the X-API-Key header", errUnauthorized)
+	}
+	k, err := s.cfg.Store.AuthenticateAPIKey(r.Context(), key)
+	if err != nil {
+		return "", err
+	}
+	return k.Team, nil
+}
+
+func teamOf(r *http.Request) string { return teamFrom(r.Context()) }
+
+func teamFrom(ctx context.Context) string {
+	t, _ := ctx.Value(teamKey{}).(string)
 	return t
 }
 
