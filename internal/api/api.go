@@ -140,6 +140,9 @@ func (s *Server) routes() {
 	handle("POST /sandboxes/{id}/contexts/{cid}/interrupt", s.auth(s.interruptContext))
 	handle("POST /sandboxes/{id}/contexts/{cid}/execute", s.auth(s.executeInContext))
 	handle("GET /sandboxes/{id}/ports/{port}/tcp", s.tcpTunnel) // its own auth: key or tokens
+	// gRPC, gRPC-Web and Connect: not REST, so not in the OpenAPI
+	// document; defined in api/proto/soulbox/v1/code.proto.
+	m.Handle(s.codeServiceHandler())
 	m.HandleFunc("/files", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a /files request needs a sandbox (E2b-Sandbox-Id header or <port>-<id> host name) and its access token, or a file URL signature")
 	})
