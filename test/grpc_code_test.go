@@ -182,6 +182,23 @@ func TestCodeServiceGRPC(t *testing.T) {
 		}
 	})
 
+	t.Run("paused sandbox is FailedPrecondition", func(t *testing.T) {
+		if err := sbx.Pause(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err := executeRPC(ctx, code, &pb.ExecuteRequest{SandboxId: sbx.ID, Language: "python", Code: "print(1)"})
+		if got := connect.CodeOf(err); err == nil || got != connect.CodeFailedPrecondition {
+			t.Errorf("error %v (code %v), want failed_precondition", err, got)
+		}
+		if err := sbx.Resume(ctx, 10*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := executeRPC(ctx, code, &pb.ExecuteRequest{SandboxId: sbx.ID, Language: "python", Code: "print(6*7)"})
+		if err != nil || len(evs) != 2 || string(evs[0].ev.GetStdout()) != "42\n" || evs[1].ev.GetResult().GetStatus() != "OK" {
+			t.Errorf("after resume: %v, %v", evs, err)
+		}
+	})
+
 	t.Run("judge AC and WA", func(t *testing.T) {
 		tests := []*pb.JudgeTest{{Name: "small", Stdin: []byte("5\n"), Expected: []byte("120\n")}, {Stdin: []byte("10\n"), Expected: []byte("3628800\n")}}
 		lim := map[string]string{"memory": "64MB", "timeout": "2s"}
