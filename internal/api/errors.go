@@ -1,9 +1,12 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+
+	"connectrpc.com/connect"
 
 	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/execute"
@@ -53,6 +56,36 @@ func statusOf(err error) int {
 	}
 }
 
+// codeOf maps an error to its gRPC/Connect code: Unimplemented for what
+// SoulBox does not provide, a cancelled or timed-out call as such, and
+// otherwise the code of statusOf's HTTP status, so both wires agree.
+func codeOf(err error) connect.Code {
+	switch {
+	case errors.Is(err, errUnsupported):
+		return connect.CodeUnimplemented
+	case errors.Is(err, context.Canceled):
+		return connect.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
+	}
+	switch statusOf(err) {
+	case http.StatusUnauthorized:
+		return connect.CodeUnauthenticated
+	case http.StatusNotFound:
+		return connect.CodeNotFound
+	case http.StatusConflict:
+		return connect.CodeFailedPrecondition
+	case http.StatusRequestEntityTooLarge:
+		return connect.CodeResourceExhausted
+	case http.StatusServiceUnavailable:
+		return connect.CodeUnavailable
+	case http.StatusBadRequest:
+		return connect.CodeInvalidArgument
+	default:
+		return connect.CodeInternal
+	}
+}
+
 var (
 	errBadRequest   = errors.New("bad request")
 	errUnauthorized = errors.New("unauthorized")
@@ -69,4 +102,14 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		s.log.Error("request failed", "err", err)
 	}
 	writeError(w, status, err.Error())
+}
+
+// rpcErr is writeErr for gRPC and Connect: err with its code, internal
+// errors logged.
+func (s *Server) rpcErr(err error) *connect.Error {
+	code := codeOf(err)
+	if code == connect.CodeInternal {
+		s.log.Error("request failed", "err", err)
+	}
+	return connect.NewError(code, err)
 }

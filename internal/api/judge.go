@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -115,7 +116,7 @@ func (s *Server) prepareJudge(j judgeRequest) (*lang.Language, []judge.Case, jud
 	return l, cases, o, nil
 }
 
-func (s *Server) runJudge(r *http.Request, j judgeRequest) (*judgeReport, error) {
+func (s *Server) runJudge(ctx context.Context, j judgeRequest) (*judgeReport, error) {
 	if s.cfg.Executor == nil {
 		return nil, fmt.Errorf("%w: this daemon does not judge", errUnsupported)
 	}
@@ -123,7 +124,7 @@ func (s *Server) runJudge(r *http.Request, j judgeRequest) (*judgeReport, error)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := judge.Judge(r.Context(), s.cfg.Executor, l, []byte(j.Source), cases, o)
+	rep, err := judge.Judge(ctx, s.cfg.Executor, l, []byte(j.Source), cases, o)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +146,7 @@ func (s *Server) judgeOne(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	rep, err := s.runJudge(r, j)
+	rep, err := s.runJudge(r.Context(), j)
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -163,20 +164,30 @@ func (s *Server) judgeBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if len(b.Submissions) == 0 || len(b.Submissions) > maxJudgeSubmissions {
-		s.writeErr(w, fmt.Errorf("%w: 1-%d submissions are required", errBadRequest, maxJudgeSubmissions))
+	out, err := s.runJudgeBatch(r.Context(), b.Submissions)
+	if err != nil {
+		s.writeErr(w, err)
 		return
 	}
-	out := make([]*judgeReport, len(b.Submissions))
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// runJudgeBatch judges submissions two at a time, for the REST and gRPC
+// handlers alike, and returns their reports in order.
+func (s *Server) runJudgeBatch(ctx context.Context, subs []judgeRequest) ([]*judgeReport, error) {
+	if len(subs) == 0 || len(subs) > maxJudgeSubmissions {
+		return nil, fmt.Errorf("%w: 1-%d submissions are required", errBadRequest, maxJudgeSubmissions)
+	}
+	out := make([]*judgeReport, len(subs))
 	sem := make(chan struct{}, judgeBatchParallel)
 	var wg sync.WaitGroup
-	for i, j := range b.Submissions {
+	for i, j := range subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			rep, err := s.runJudge(r, j)
+			rep, err := s.runJudge(ctx, j)
 			if err != nil {
 				rep = &judgeReport{Cases: []judge.CaseResult{}, Error: err.Error()}
 			}
@@ -184,5 +195,5 @@ func (s *Server) judgeBatch(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+	return out, nil
 }
