@@ -104,6 +104,9 @@ type Event struct {
 	DiskFull bool   `json:"disk_full,omitempty"`
 	ExecErr  bool   `json:"exec_error,omitempty"` // the program could not be started
 	Dirty    string `json:"dirty,omitempty"`      // why a worker cannot run another Job
+	// WallMicros is a worker's measure of the program's wall time, from
+	// its fork to its exit (exit events of workers).
+	WallMicros int64 `json:"wall_us,omitempty"`
 	// SetupMicros reports how long each set-up phase took (started events).
 	SetupMicros map[string]int64 `json:"setup_us,omitempty"`
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -69,6 +70,7 @@ func serveJobs(ctl *os.File, w *WorkerConfig, own []Rlimit) Event {
 			// EOF: the runtime is done with this worker.
 			return Event{Kind: EventError, Error: "worker: " + err.Error()}
 		}
+		t0 := time.Now()
 		pid, err := startJob(job, stdio, own)
 		for _, fd := range stdio {
 			unix.Close(fd)
@@ -84,8 +86,9 @@ func serveJobs(ctl *os.File, w *WorkerConfig, own []Rlimit) Event {
 				return Event{Kind: EventError, Error: "worker: report start"}
 			}
 			status := reap(pid)
+			wall := time.Since(t0)
 			killAll()
-			if send(Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}) != nil {
+			if send(Event{Kind: EventExit, Status: int(status), DiskFull: diskFull(), WallMicros: max(wall.Microseconds(), 1)}) != nil {
 				return Event{Kind: EventError, Error: "worker: report exit"}
 			}
 		}

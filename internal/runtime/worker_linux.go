@@ -268,6 +268,11 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	}
 	exit, gotExit, wallTime := supervise(ctx, w.events, l, sb.cg, outLimitHit, kill)
 	res.Wall = wallTime
+	if gotExit && exit.WallMicros > 0 {
+		// The init's measure: the host may see the start and exit
+		// events together, after the fact.
+		res.Wall = time.Duration(exit.WallMicros) * time.Microsecond
+	}
 	if w.gone {
 		<-w.done
 	}
