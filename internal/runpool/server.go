@@ -61,8 +61,9 @@ func (s *Server) fill() {
 	backoff := 100 * time.Millisecond
 	for s.ctx.Err() == nil {
 		w, err := s.rt.NewWorker(s.ctx, s.spec)
-		if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) {
-			s.log.Error("run pool disabled: its default limits are beyond this daemon's maximums", "err", err)
+		if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) || errors.Is(err, runtime.ErrWorkerUnsupported) {
+			s.healthy.Store(false)
+			s.log.Error("run pool disabled", "err", err)
 			return
 		}
 		if err != nil {

@@ -22,6 +22,11 @@ import (
 // or it could not restore its clean state. Start a new worker.
 var ErrWorkerGone = errors.New("sandbox worker has ended")
 
+// ErrWorkerUnsupported is returned by NewWorker on hosts where a worker
+// could not measure each run: cgroup v2 kernels before 6.12 cannot reset
+// memory.peak. Use one sandbox per run there.
+var ErrWorkerUnsupported = errors.New("sandbox workers are not supported on this host")
+
 // WorkerSpec is the fixed part of a worker: its largest limits and the
 // files placed in the home directory before every run.
 type WorkerSpec struct {
@@ -79,6 +84,15 @@ func (r *Runtime) NewWorker(ctx context.Context, ws WorkerSpec) (_ *Worker, retE
 		return nil, err
 	}
 	// The worker places the files itself, before every run.
+	// Each run's peak memory comes from resetting the cgroup's peak.
+	if err := sb.cg.ResetCounters(); err != nil {
+		return nil, err
+	}
+	if st, err := sb.cg.Stats(); err != nil {
+		return nil, err
+	} else if st.MemoryPeakUnavailable {
+		return nil, fmt.Errorf("%w: the kernel cannot reset the cgroup's memory.peak (cgroup v2 before Linux 6.12)", ErrWorkerUnsupported)
+	}
 	sb.cfg.Worker = &nsinit.WorkerConfig{Files: sb.cfg.Layout.CopyIn}
 	sb.cfg.Layout.CopyIn = nil
 	sb.cfg.Argv = nil
