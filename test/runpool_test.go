@@ -36,6 +36,7 @@ func TestRunPool(t *testing.T) {
 			t.Fatal("no run socket")
 		}
 	}
+	pooled := workersExpected(t)
 	run := func(stdin []byte, flags []string, argv ...string) (stdout, stderr string, code int) {
 		t.Helper()
 		args := append(append([]string{"run", "--data-dir", dir}, flags...), "--")
@@ -56,8 +57,8 @@ func TestRunPool(t *testing.T) {
 		if out != "out:hello\n1000\n" || !strings.Contains(errOut, "oops") || code != 5 {
 			t.Fatalf("stdout %q stderr %q exit %d", out, errOut, code)
 		}
-		if !strings.Contains(errOut, poolDebugLine) {
-			t.Errorf("not run in the daemon's pool: %s", errOut)
+		if strings.Contains(errOut, poolDebugLine) != pooled {
+			t.Errorf("run in the daemon's pool: %v, want %v: %s", !pooled, pooled, errOut)
 		}
 	})
 	t.Run("verdicts", func(t *testing.T) {
@@ -72,7 +73,7 @@ func TestRunPool(t *testing.T) {
 			{nil, []string{"sh", "-c", "kill -SEGV $$"}, `"status":"SG"`},
 		} {
 			out, errOut, _ := run(nil, append([]string{"--json"}, c.flags...), c.argv...)
-			if !strings.Contains(out, c.want) || !strings.Contains(errOut, poolDebugLine) {
+			if !strings.Contains(out, c.want) || strings.Contains(errOut, poolDebugLine) != pooled {
 				t.Errorf("%v %v: %s (stderr %s), want %s from the pool", c.flags, c.argv, out, errOut, c.want)
 			}
 		}
@@ -84,7 +85,7 @@ func TestRunPool(t *testing.T) {
 		}
 		// The probe arrives on stdin: a pooled run takes no copied files.
 		out, errOut, code := run(probe, nil, "sh", "-c", "cat > /tmp/probe && chmod +x /tmp/probe && /tmp/probe")
-		if code != 0 || !strings.Contains(errOut, poolDebugLine) {
+		if code != 0 || strings.Contains(errOut, poolDebugLine) != pooled {
 			t.Fatalf("probe: exit %d, stderr %s", code, errOut)
 		}
 		checkProbe(t, out)
@@ -96,7 +97,7 @@ func TestRunPool(t *testing.T) {
 		pid := waitForProcess(t, "sleep\x00"+arg)
 		waitUntilSleeping(t, pid)
 		checkPosture(t, pid, "run-")
-		// Interrupting the command ends the run in the daemon's sandbox.
+		// Interrupting the command ends the run (in the daemon's sandbox).
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -116,6 +117,9 @@ func TestRunPool(t *testing.T) {
 			}
 		}
 	})
+	if !pooled && !strings.Contains(d.logs.String(), "run pool disabled") {
+		t.Errorf("cgroup v2 before Linux 6.12: the daemon should say its run pool is off:\n%s", d.logs)
+	}
 	d.stop(syscall.SIGTERM)
 	hostClean(t, dir)
 }
