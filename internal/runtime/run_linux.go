@@ -402,18 +402,10 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 	stdinW, outR, errR := pipes.inW, pipes.outR, pipes.errR
 	// From here on the init exists: every path below kills and reaps it.
-	var (
-		killOnce sync.Once
-		reason   = notKilled
-	)
-	kill := func(why killReason) {
-		killOnce.Do(func() {
-			reason = why
-			// SIGKILL to the pid namespace's init ends every process in
-			// the namespace. Through the pidfd, never a recycled pid.
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		})
-	}
+	// SIGKILL to the pid namespace's init ends every process in the
+	// namespace. Through the pidfd, never a recycled pid.
+	k := &killer{pidfd: pidfd}
+	kill := k.kill
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- reap(pid) }()
 
@@ -507,11 +499,31 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	res.Stdout, res.StdoutTruncated = stdout.bytes(), stdout.truncated
 	res.Stderr, res.StderrTruncated = stderr.bytes(), stderr.truncated
 	sb.collectStats(res)
-	if reason == killedCancel {
+	if k.reason == killedCancel {
 		return res, fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 	}
-	res.classify(reason, exit, gotExit, l)
+	res.classify(k.reason, exit, gotExit, l)
 	return res, nil
+}
+
+// killer ends a run once, for the first reason given, by SIGKILL to an
+// init through its pidfd (every process of its pid namespace dies with it);
+// then, if set, it calls after.
+type killer struct {
+	once   sync.Once
+	reason killReason
+	pidfd  int
+	after  func()
+}
+
+func (k *killer) kill(why killReason) {
+	k.once.Do(func() {
+		k.reason = why
+		unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
+		if k.after != nil {
+			k.after()
+		}
+	})
 }
 
 // supervise waits for the program's exit event while enforcing the wall

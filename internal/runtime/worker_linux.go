@@ -230,18 +230,9 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	}
 	w.ready = false
 
-	var (
-		killOnce sync.Once
-		reason   = notKilled
-	)
-	kill := func(why killReason) {
-		killOnce.Do(func() {
-			reason = why
-			// The whole worker: every process of the run, wherever it is.
-			unix.PidfdSendSignal(w.pidfd, unix.SIGKILL, nil, 0)
-			w.gone = true
-		})
-	}
+	// The whole worker: every process of the run, wherever it is.
+	k := &killer{pidfd: w.pidfd, after: func() { w.gone = true }}
+	kill := k.kill
 	outLimitHit := make(chan struct{}, 2)
 	var outputs sync.WaitGroup
 	stdout := &capture{limit: l.OutputBytes, tee: s.Stdout, hit: outLimitHit}
@@ -299,10 +290,10 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	if w.gone {
 		w.Close()
 	}
-	if reason == killedCancel {
+	if k.reason == killedCancel {
 		return res, fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 	}
-	res.classify(reason, exit, gotExit, l)
+	res.classify(k.reason, exit, gotExit, l)
 	return res, nil
 }
 
