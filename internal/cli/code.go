@@ -281,7 +281,7 @@ Interactive problems: --interactor FILE --interactor-lang LANG runs, for
 each case, the submission and the interactor at once, each in a sandbox of
 its own: the submission's stdout is the interactor's stdin and the
 interactor's stdout the submission's stdin. The interactor finds NAME.in as
-input.txt and NAME.out as answer.txt in its home directory, and is called
+input.txt and NAME.out (optional here) as answer.txt in its home directory, and is called
 with the arguments input.txt output.txt answer.txt (as testlib's
 interactors expect). Its exit status decides: 0 AC, 1 WA, 2 PE; any other
 status, a signal or a limit of its own is JE (judge error), not the
@@ -321,7 +321,11 @@ timeout above the submission's so a deadlock is the submission's TLE.`,
 			if err != nil {
 				return err
 			}
-			cases, err := judge.LoadCases(tests, l)
+			load := judge.LoadCases
+			if inter != nil {
+				load = judge.LoadInteractiveCases
+			}
+			cases, err := load(tests, l)
 			if err != nil {
 				return usageErrorf("--tests: %v", err)
 			}
