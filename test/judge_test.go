@@ -21,6 +21,11 @@ type judgeResult struct {
 		Verdict     string  `json:"verdict"`
 		TimeMS      float64 `json:"time_ms"`
 		MemoryBytes int64   `json:"memory_bytes"`
+		Interactor  *struct {
+			Status   string `json:"status"`
+			ExitCode int    `json:"exit_code"`
+			Stderr   string `json:"stderr"`
+		} `json:"interactor"`
 	} `json:"cases"`
 }
 

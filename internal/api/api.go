@@ -133,6 +133,7 @@ func (s *Server) routes() {
 	handle("POST /sandboxes/{id}/execute", s.auth(s.executeCode))
 	handle("POST /judge", s.auth(s.judgeOne))
 	handle("POST /judge/batch", s.auth(s.judgeBatch))
+	handle("GET /judge/interactive", s.auth(s.judgeInteractive)) // WebSocket
 	handle("POST /sandboxes/{id}/contexts", s.auth(s.createContext))
 	handle("GET /sandboxes/{id}/contexts", s.auth(s.listContexts))
 	handle("DELETE /sandboxes/{id}/contexts/{cid}", s.auth(s.deleteContext))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/execute"
+	"github.com/soulbox-dev/soulbox/internal/judge"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
@@ -49,7 +50,8 @@ func statusOf(err error) int {
 	case errors.Is(err, netsetup.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
-		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest), errors.Is(err, codeinterp.ErrBadRequest):
+		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest), errors.Is(err, codeinterp.ErrBadRequest),
+		errors.Is(err, judge.ErrInteractor):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

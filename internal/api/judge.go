@@ -43,6 +43,17 @@ type judgeRequest struct {
 	// FreshSandboxes: every case in a sandbox of its own rather than in
 	// a worker sandbox cleaned between cases.
 	FreshSandboxes bool `json:"fresh_sandboxes,omitempty"`
+	// Interactor makes the problem interactive: a test's stdin is the
+	// interactor's input.txt and expected its answer.txt.
+	Interactor *interactorRequest `json:"interactor,omitempty"`
+}
+
+// interactorRequest is the interactor of an interactive problem. Its
+// limits are overrides of the defaults (not of the submission's).
+type interactorRequest struct {
+	Language string          `json:"language"`
+	Source   string          `json:"source"`
+	Limits   json.RawMessage `json:"limits,omitempty"`
 }
 
 // judgeReport is the answer for one submission.
@@ -94,6 +105,22 @@ func (s *Server) prepareJudge(j judgeRequest) (*lang.Language, []judge.Case, jud
 		if o.Compare, err = judge.ParseCompare(j.Compare); err != nil {
 			return nil, nil, o, fmt.Errorf("%w: compare: %v", errBadRequest, err)
 		}
+	}
+	if it := j.Interactor; it != nil {
+		il, ok := lang.Lookup(it.Language)
+		if !ok {
+			return nil, nil, o, fmt.Errorf("%w: interactor: unknown language %q", errBadRequest, it.Language)
+		}
+		lim := limits.Defaults()
+		if present(it.Limits) {
+			if lim, err = judge.ParseLimits(it.Limits, lim); err != nil {
+				return nil, nil, o, fmt.Errorf("%w: interactor: limits: %v", errBadRequest, err)
+			}
+		}
+		if err := lim.Validate(max); err != nil {
+			return nil, nil, o, fmt.Errorf("interactor: %w", err)
+		}
+		o.Interactor = &judge.Interactor{Lang: il, Source: []byte(it.Source), Limits: lim}
 	}
 	cases := make([]judge.Case, len(j.Tests))
 	for i, t := range j.Tests {
