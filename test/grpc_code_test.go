@@ -218,6 +218,16 @@ func TestCodeServiceGRPC(t *testing.T) {
 		if r := rep.Msg; r.Verdict != "WA" || len(r.Cases) != 2 || r.Cases[0].Verdict != "AC" || r.Cases[1].Verdict != "WA" {
 			t.Errorf("report %v, want WA (case 2)", r)
 		}
+		// An interactive problem: the guessing game of interactive_test.go.
+		rep, err = code.Judge(ctx, connect.NewRequest(&pb.JudgeRequest{Language: "python", Source: guessSubmission,
+			Tests:      []*pb.JudgeTest{{Stdin: []byte("37\n"), Expected: []byte("37\n")}},
+			Interactor: &pb.Interactor{Language: "python", Source: guessInteractor, Limits: map[string]string{"timeout": "10s"}}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := rep.Msg; r.Verdict != "AC" || len(r.Cases) != 1 || r.Cases[0].GetInteractor().GetStatus() != "OK" {
+			t.Errorf("interactive report %v, want AC with the interactor's run", r)
+		}
 		batch, err := code.JudgeBatch(ctx, connect.NewRequest(&pb.JudgeBatchRequest{Submissions: []*pb.JudgeRequest{
 			{Language: "python", Source: "print(120)", Tests: tests[:1], Limits: lim},
 			{Language: "cpp", Source: "int main( {}\n", Tests: tests, Limits: lim},

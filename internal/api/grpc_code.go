@@ -194,6 +194,9 @@ func judgeRequestOf(j *pb.JudgeRequest) judgeRequest {
 	for i, t := range j.GetTests() {
 		out.Tests[i] = judgeCase{Name: t.GetName(), Stdin: string(t.GetStdin()), Expected: string(t.GetExpected()), Limits: limitsOverrides(t.GetLimits())}
 	}
+	if it := j.GetInteractor(); it != nil {
+		out.Interactor = &interactorRequest{Language: it.GetLanguage(), Source: it.GetSource(), Limits: limitsOverrides(it.GetLimits())}
+	}
 	return out
 }
 
@@ -218,10 +221,15 @@ func judgeReportPB(r *judgeReport) *pb.JudgeReport {
 }
 
 func caseResultPB(c judge.CaseResult) *pb.JudgeCaseResult {
-	return &pb.JudgeCaseResult{
+	out := &pb.JudgeCaseResult{
 		Name: validUTF8(c.Name), Verdict: c.Verdict, Status: c.Status, ExitCode: int32(c.ExitCode),
 		TimeMs: c.TimeMS, WallMs: c.WallMS, MemoryBytes: c.MemoryBytes, Stderr: validUTF8(c.Stderr),
 	}
+	if r := c.Interactor; r != nil {
+		out.Interactor = &pb.InteractorRun{Status: r.Status, ExitCode: int32(r.ExitCode), TimeMs: r.TimeMS,
+			WallMs: r.WallMS, MemoryBytes: r.MemoryBytes, Stderr: validUTF8(r.Stderr)}
+	}
+	return out
 }
 
 // validUTF8 replaces what protobuf strings cannot carry (bytes that are

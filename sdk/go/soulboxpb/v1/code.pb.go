@@ -588,8 +588,11 @@ type JudgeRequest struct {
 	// Every case in a sandbox of its own rather than in a worker sandbox
 	// cleaned between cases (slower).
 	FreshSandboxes bool `protobuf:"varint,7,opt,name=fresh_sandboxes,json=freshSandboxes,proto3" json:"fresh_sandboxes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Makes the problem interactive: each test runs the submission and this
+	// program together, each one's stdout the other's stdin (see docs/API.md).
+	Interactor    *Interactor `protobuf:"bytes,8,opt,name=interactor,proto3" json:"interactor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JudgeRequest) Reset() {
@@ -671,6 +674,163 @@ func (x *JudgeRequest) GetFreshSandboxes() bool {
 	return false
 }
 
+func (x *JudgeRequest) GetInteractor() *Interactor {
+	if x != nil {
+		return x.Interactor
+	}
+	return nil
+}
+
+// Interactor is the judge's program of an interactive problem: a test's
+// stdin is its input.txt and the expected output its answer.txt; its exit
+// code is the verdict (0 AC, 1 WA, 2 PE, anything else JE).
+type Interactor struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Language string                 `protobuf:"bytes,1,opt,name=language,proto3" json:"language,omitempty"`
+	Source   string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// Overrides of the default limits, as JudgeRequest.limits.
+	Limits        map[string]string `protobuf:"bytes,3,rep,name=limits,proto3" json:"limits,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interactor) Reset() {
+	*x = Interactor{}
+	mi := &file_soulbox_v1_code_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interactor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interactor) ProtoMessage() {}
+
+func (x *Interactor) ProtoReflect() protoreflect.Message {
+	mi := &file_soulbox_v1_code_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interactor.ProtoReflect.Descriptor instead.
+func (*Interactor) Descriptor() ([]byte, []int) {
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Interactor) GetLanguage() string {
+	if x != nil {
+		return x.Language
+	}
+	return ""
+}
+
+func (x *Interactor) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Interactor) GetLimits() map[string]string {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// InteractorRun is the interactor's run of one test.
+type InteractorRun struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Status      string                 `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	ExitCode    int32                  `protobuf:"varint,2,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	TimeMs      float64                `protobuf:"fixed64,3,opt,name=time_ms,json=timeMs,proto3" json:"time_ms,omitempty"`
+	WallMs      float64                `protobuf:"fixed64,4,opt,name=wall_ms,json=wallMs,proto3" json:"wall_ms,omitempty"`
+	MemoryBytes int64                  `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	// Its first KiB of standard error: its comment.
+	Stderr        string `protobuf:"bytes,6,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InteractorRun) Reset() {
+	*x = InteractorRun{}
+	mi := &file_soulbox_v1_code_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InteractorRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InteractorRun) ProtoMessage() {}
+
+func (x *InteractorRun) ProtoReflect() protoreflect.Message {
+	mi := &file_soulbox_v1_code_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InteractorRun.ProtoReflect.Descriptor instead.
+func (*InteractorRun) Descriptor() ([]byte, []int) {
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InteractorRun) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *InteractorRun) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *InteractorRun) GetTimeMs() float64 {
+	if x != nil {
+		return x.TimeMs
+	}
+	return 0
+}
+
+func (x *InteractorRun) GetWallMs() float64 {
+	if x != nil {
+		return x.WallMs
+	}
+	return 0
+}
+
+func (x *InteractorRun) GetMemoryBytes() int64 {
+	if x != nil {
+		return x.MemoryBytes
+	}
+	return 0
+}
+
+func (x *InteractorRun) GetStderr() string {
+	if x != nil {
+		return x.Stderr
+	}
+	return ""
+}
+
 // JudgeTest is one test case.
 type JudgeTest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -686,7 +846,7 @@ type JudgeTest struct {
 
 func (x *JudgeTest) Reset() {
 	*x = JudgeTest{}
-	mi := &file_soulbox_v1_code_proto_msgTypes[6]
+	mi := &file_soulbox_v1_code_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +858,7 @@ func (x *JudgeTest) String() string {
 func (*JudgeTest) ProtoMessage() {}
 
 func (x *JudgeTest) ProtoReflect() protoreflect.Message {
-	mi := &file_soulbox_v1_code_proto_msgTypes[6]
+	mi := &file_soulbox_v1_code_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,7 +871,7 @@ func (x *JudgeTest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeTest.ProtoReflect.Descriptor instead.
 func (*JudgeTest) Descriptor() ([]byte, []int) {
-	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{6}
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *JudgeTest) GetName() string {
@@ -759,7 +919,7 @@ type JudgeReport struct {
 
 func (x *JudgeReport) Reset() {
 	*x = JudgeReport{}
-	mi := &file_soulbox_v1_code_proto_msgTypes[7]
+	mi := &file_soulbox_v1_code_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +931,7 @@ func (x *JudgeReport) String() string {
 func (*JudgeReport) ProtoMessage() {}
 
 func (x *JudgeReport) ProtoReflect() protoreflect.Message {
-	mi := &file_soulbox_v1_code_proto_msgTypes[7]
+	mi := &file_soulbox_v1_code_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +944,7 @@ func (x *JudgeReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeReport.ProtoReflect.Descriptor instead.
 func (*JudgeReport) Descriptor() ([]byte, []int) {
-	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{7}
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *JudgeReport) GetVerdict() string {
@@ -828,14 +988,16 @@ type JudgeCaseResult struct {
 	WallMs      float64 `protobuf:"fixed64,6,opt,name=wall_ms,json=wallMs,proto3" json:"wall_ms,omitempty"`
 	MemoryBytes int64   `protobuf:"varint,7,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
 	// The first KiB of standard error, for failures.
-	Stderr        string `protobuf:"bytes,8,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	Stderr string `protobuf:"bytes,8,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// Interactive problems: the interactor's run.
+	Interactor    *InteractorRun `protobuf:"bytes,9,opt,name=interactor,proto3" json:"interactor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JudgeCaseResult) Reset() {
 	*x = JudgeCaseResult{}
-	mi := &file_soulbox_v1_code_proto_msgTypes[8]
+	mi := &file_soulbox_v1_code_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1009,7 @@ func (x *JudgeCaseResult) String() string {
 func (*JudgeCaseResult) ProtoMessage() {}
 
 func (x *JudgeCaseResult) ProtoReflect() protoreflect.Message {
-	mi := &file_soulbox_v1_code_proto_msgTypes[8]
+	mi := &file_soulbox_v1_code_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1022,7 @@ func (x *JudgeCaseResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeCaseResult.ProtoReflect.Descriptor instead.
 func (*JudgeCaseResult) Descriptor() ([]byte, []int) {
-	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{8}
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *JudgeCaseResult) GetName() string {
@@ -919,6 +1081,13 @@ func (x *JudgeCaseResult) GetStderr() string {
 	return ""
 }
 
+func (x *JudgeCaseResult) GetInteractor() *InteractorRun {
+	if x != nil {
+		return x.Interactor
+	}
+	return nil
+}
+
 // JudgeBatchRequest is up to 100 submissions.
 type JudgeBatchRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -929,7 +1098,7 @@ type JudgeBatchRequest struct {
 
 func (x *JudgeBatchRequest) Reset() {
 	*x = JudgeBatchRequest{}
-	mi := &file_soulbox_v1_code_proto_msgTypes[9]
+	mi := &file_soulbox_v1_code_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1110,7 @@ func (x *JudgeBatchRequest) String() string {
 func (*JudgeBatchRequest) ProtoMessage() {}
 
 func (x *JudgeBatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_soulbox_v1_code_proto_msgTypes[9]
+	mi := &file_soulbox_v1_code_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1123,7 @@ func (x *JudgeBatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeBatchRequest.ProtoReflect.Descriptor instead.
 func (*JudgeBatchRequest) Descriptor() ([]byte, []int) {
-	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{9}
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *JudgeBatchRequest) GetSubmissions() []*JudgeRequest {
@@ -974,7 +1143,7 @@ type JudgeBatchResponse struct {
 
 func (x *JudgeBatchResponse) Reset() {
 	*x = JudgeBatchResponse{}
-	mi := &file_soulbox_v1_code_proto_msgTypes[10]
+	mi := &file_soulbox_v1_code_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -986,7 +1155,7 @@ func (x *JudgeBatchResponse) String() string {
 func (*JudgeBatchResponse) ProtoMessage() {}
 
 func (x *JudgeBatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_soulbox_v1_code_proto_msgTypes[10]
+	mi := &file_soulbox_v1_code_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -999,7 +1168,7 @@ func (x *JudgeBatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JudgeBatchResponse.ProtoReflect.Descriptor instead.
 func (*JudgeBatchResponse) Descriptor() ([]byte, []int) {
-	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{10}
+	return file_soulbox_v1_code_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *JudgeBatchResponse) GetResults() []*JudgeReport {
@@ -1055,7 +1224,7 @@ const file_soulbox_v1_code_proto_rawDesc = "" +
 	"\atime_ms\x18\x05 \x01(\x01R\x06timeMs\x12\x10\n" +
 	"\x03dir\x18\x06 \x01(\tR\x03dir\x123\n" +
 	"\acompile\x18\a \x01(\v2\x19.soulbox.v1.CompileReportR\acompile\x122\n" +
-	"\tartifacts\x18\b \x03(\v2\x14.soulbox.v1.ArtifactR\tartifacts\"\xc7\x02\n" +
+	"\tartifacts\x18\b \x03(\v2\x14.soulbox.v1.ArtifactR\tartifacts\"\xff\x02\n" +
 	"\fJudgeRequest\x12\x1a\n" +
 	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12<\n" +
@@ -1063,10 +1232,28 @@ const file_soulbox_v1_code_proto_rawDesc = "" +
 	"\acompare\x18\x04 \x01(\tR\acompare\x12+\n" +
 	"\x05tests\x18\x05 \x03(\v2\x15.soulbox.v1.JudgeTestR\x05tests\x12\x1a\n" +
 	"\bparallel\x18\x06 \x01(\x05R\bparallel\x12'\n" +
-	"\x0ffresh_sandboxes\x18\a \x01(\bR\x0efreshSandboxes\x1a9\n" +
+	"\x0ffresh_sandboxes\x18\a \x01(\bR\x0efreshSandboxes\x126\n" +
+	"\n" +
+	"interactor\x18\b \x01(\v2\x16.soulbox.v1.InteractorR\n" +
+	"interactor\x1a9\n" +
 	"\vLimitsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc7\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb7\x01\n" +
+	"\n" +
+	"Interactor\x12\x1a\n" +
+	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12:\n" +
+	"\x06limits\x18\x03 \x03(\v2\".soulbox.v1.Interactor.LimitsEntryR\x06limits\x1a9\n" +
+	"\vLimitsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x01\n" +
+	"\rInteractorRun\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1b\n" +
+	"\texit_code\x18\x02 \x01(\x05R\bexitCode\x12\x17\n" +
+	"\atime_ms\x18\x03 \x01(\x01R\x06timeMs\x12\x17\n" +
+	"\awall_ms\x18\x04 \x01(\x01R\x06wallMs\x12!\n" +
+	"\fmemory_bytes\x18\x05 \x01(\x03R\vmemoryBytes\x12\x16\n" +
+	"\x06stderr\x18\x06 \x01(\tR\x06stderr\"\xc7\x01\n" +
 	"\tJudgeTest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05stdin\x18\x02 \x01(\fR\x05stdin\x12\x1a\n" +
@@ -1079,7 +1266,7 @@ const file_soulbox_v1_code_proto_rawDesc = "" +
 	"\averdict\x18\x01 \x01(\tR\averdict\x123\n" +
 	"\acompile\x18\x02 \x01(\v2\x19.soulbox.v1.CompileReportR\acompile\x121\n" +
 	"\x05cases\x18\x03 \x03(\v2\x1b.soulbox.v1.JudgeCaseResultR\x05cases\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\xe1\x01\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\x9c\x02\n" +
 	"\x0fJudgeCaseResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\averdict\x18\x02 \x01(\tR\averdict\x12\x16\n" +
@@ -1088,7 +1275,10 @@ const file_soulbox_v1_code_proto_rawDesc = "" +
 	"\atime_ms\x18\x05 \x01(\x01R\x06timeMs\x12\x17\n" +
 	"\awall_ms\x18\x06 \x01(\x01R\x06wallMs\x12!\n" +
 	"\fmemory_bytes\x18\a \x01(\x03R\vmemoryBytes\x12\x16\n" +
-	"\x06stderr\x18\b \x01(\tR\x06stderr\"O\n" +
+	"\x06stderr\x18\b \x01(\tR\x06stderr\x129\n" +
+	"\n" +
+	"interactor\x18\t \x01(\v2\x19.soulbox.v1.InteractorRunR\n" +
+	"interactor\"O\n" +
 	"\x11JudgeBatchRequest\x12:\n" +
 	"\vsubmissions\x18\x01 \x03(\v2\x18.soulbox.v1.JudgeRequestR\vsubmissions\"G\n" +
 	"\x12JudgeBatchResponse\x121\n" +
@@ -1111,7 +1301,7 @@ func file_soulbox_v1_code_proto_rawDescGZIP() []byte {
 	return file_soulbox_v1_code_proto_rawDescData
 }
 
-var file_soulbox_v1_code_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_soulbox_v1_code_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_soulbox_v1_code_proto_goTypes = []any{
 	(*ExecuteRequest)(nil),      // 0: soulbox.v1.ExecuteRequest
 	(*ExecuteEvent)(nil),        // 1: soulbox.v1.ExecuteEvent
@@ -1119,42 +1309,48 @@ var file_soulbox_v1_code_proto_goTypes = []any{
 	(*Artifact)(nil),            // 3: soulbox.v1.Artifact
 	(*ExecuteResult)(nil),       // 4: soulbox.v1.ExecuteResult
 	(*JudgeRequest)(nil),        // 5: soulbox.v1.JudgeRequest
-	(*JudgeTest)(nil),           // 6: soulbox.v1.JudgeTest
-	(*JudgeReport)(nil),         // 7: soulbox.v1.JudgeReport
-	(*JudgeCaseResult)(nil),     // 8: soulbox.v1.JudgeCaseResult
-	(*JudgeBatchRequest)(nil),   // 9: soulbox.v1.JudgeBatchRequest
-	(*JudgeBatchResponse)(nil),  // 10: soulbox.v1.JudgeBatchResponse
-	nil,                         // 11: soulbox.v1.ExecuteRequest.EnvEntry
-	nil,                         // 12: soulbox.v1.JudgeRequest.LimitsEntry
-	nil,                         // 13: soulbox.v1.JudgeTest.LimitsEntry
-	(*durationpb.Duration)(nil), // 14: google.protobuf.Duration
+	(*Interactor)(nil),          // 6: soulbox.v1.Interactor
+	(*InteractorRun)(nil),       // 7: soulbox.v1.InteractorRun
+	(*JudgeTest)(nil),           // 8: soulbox.v1.JudgeTest
+	(*JudgeReport)(nil),         // 9: soulbox.v1.JudgeReport
+	(*JudgeCaseResult)(nil),     // 10: soulbox.v1.JudgeCaseResult
+	(*JudgeBatchRequest)(nil),   // 11: soulbox.v1.JudgeBatchRequest
+	(*JudgeBatchResponse)(nil),  // 12: soulbox.v1.JudgeBatchResponse
+	nil,                         // 13: soulbox.v1.ExecuteRequest.EnvEntry
+	nil,                         // 14: soulbox.v1.JudgeRequest.LimitsEntry
+	nil,                         // 15: soulbox.v1.Interactor.LimitsEntry
+	nil,                         // 16: soulbox.v1.JudgeTest.LimitsEntry
+	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
 }
 var file_soulbox_v1_code_proto_depIdxs = []int32{
-	11, // 0: soulbox.v1.ExecuteRequest.env:type_name -> soulbox.v1.ExecuteRequest.EnvEntry
-	14, // 1: soulbox.v1.ExecuteRequest.timeout:type_name -> google.protobuf.Duration
+	13, // 0: soulbox.v1.ExecuteRequest.env:type_name -> soulbox.v1.ExecuteRequest.EnvEntry
+	17, // 1: soulbox.v1.ExecuteRequest.timeout:type_name -> google.protobuf.Duration
 	2,  // 2: soulbox.v1.ExecuteEvent.compile:type_name -> soulbox.v1.CompileReport
 	3,  // 3: soulbox.v1.ExecuteEvent.artifact:type_name -> soulbox.v1.Artifact
 	4,  // 4: soulbox.v1.ExecuteEvent.result:type_name -> soulbox.v1.ExecuteResult
 	2,  // 5: soulbox.v1.ExecuteResult.compile:type_name -> soulbox.v1.CompileReport
 	3,  // 6: soulbox.v1.ExecuteResult.artifacts:type_name -> soulbox.v1.Artifact
-	12, // 7: soulbox.v1.JudgeRequest.limits:type_name -> soulbox.v1.JudgeRequest.LimitsEntry
-	6,  // 8: soulbox.v1.JudgeRequest.tests:type_name -> soulbox.v1.JudgeTest
-	13, // 9: soulbox.v1.JudgeTest.limits:type_name -> soulbox.v1.JudgeTest.LimitsEntry
-	2,  // 10: soulbox.v1.JudgeReport.compile:type_name -> soulbox.v1.CompileReport
-	8,  // 11: soulbox.v1.JudgeReport.cases:type_name -> soulbox.v1.JudgeCaseResult
-	5,  // 12: soulbox.v1.JudgeBatchRequest.submissions:type_name -> soulbox.v1.JudgeRequest
-	7,  // 13: soulbox.v1.JudgeBatchResponse.results:type_name -> soulbox.v1.JudgeReport
-	0,  // 14: soulbox.v1.CodeService.Execute:input_type -> soulbox.v1.ExecuteRequest
-	5,  // 15: soulbox.v1.CodeService.Judge:input_type -> soulbox.v1.JudgeRequest
-	9,  // 16: soulbox.v1.CodeService.JudgeBatch:input_type -> soulbox.v1.JudgeBatchRequest
-	1,  // 17: soulbox.v1.CodeService.Execute:output_type -> soulbox.v1.ExecuteEvent
-	7,  // 18: soulbox.v1.CodeService.Judge:output_type -> soulbox.v1.JudgeReport
-	10, // 19: soulbox.v1.CodeService.JudgeBatch:output_type -> soulbox.v1.JudgeBatchResponse
-	17, // [17:20] is the sub-list for method output_type
-	14, // [14:17] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	14, // 7: soulbox.v1.JudgeRequest.limits:type_name -> soulbox.v1.JudgeRequest.LimitsEntry
+	8,  // 8: soulbox.v1.JudgeRequest.tests:type_name -> soulbox.v1.JudgeTest
+	6,  // 9: soulbox.v1.JudgeRequest.interactor:type_name -> soulbox.v1.Interactor
+	15, // 10: soulbox.v1.Interactor.limits:type_name -> soulbox.v1.Interactor.LimitsEntry
+	16, // 11: soulbox.v1.JudgeTest.limits:type_name -> soulbox.v1.JudgeTest.LimitsEntry
+	2,  // 12: soulbox.v1.JudgeReport.compile:type_name -> soulbox.v1.CompileReport
+	10, // 13: soulbox.v1.JudgeReport.cases:type_name -> soulbox.v1.JudgeCaseResult
+	7,  // 14: soulbox.v1.JudgeCaseResult.interactor:type_name -> soulbox.v1.InteractorRun
+	5,  // 15: soulbox.v1.JudgeBatchRequest.submissions:type_name -> soulbox.v1.JudgeRequest
+	9,  // 16: soulbox.v1.JudgeBatchResponse.results:type_name -> soulbox.v1.JudgeReport
+	0,  // 17: soulbox.v1.CodeService.Execute:input_type -> soulbox.v1.ExecuteRequest
+	5,  // 18: soulbox.v1.CodeService.Judge:input_type -> soulbox.v1.JudgeRequest
+	11, // 19: soulbox.v1.CodeService.JudgeBatch:input_type -> soulbox.v1.JudgeBatchRequest
+	1,  // 20: soulbox.v1.CodeService.Execute:output_type -> soulbox.v1.ExecuteEvent
+	9,  // 21: soulbox.v1.CodeService.Judge:output_type -> soulbox.v1.JudgeReport
+	12, // 22: soulbox.v1.CodeService.JudgeBatch:output_type -> soulbox.v1.JudgeBatchResponse
+	20, // [20:23] is the sub-list for method output_type
+	17, // [17:20] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_soulbox_v1_code_proto_init() }
@@ -1179,7 +1375,7 @@ func file_soulbox_v1_code_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_soulbox_v1_code_proto_rawDesc), len(file_soulbox_v1_code_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
