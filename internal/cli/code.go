@@ -190,6 +190,9 @@ func writeCodeJSON(w io.Writer, out *lang.Outcome, arts []artifact.Artifact) err
 			return err
 		}
 		extra["artifacts_truncated"] = out.Result.FilesTruncated
+		if out.Result.FilesError != "" {
+			extra["artifacts_error"] = out.Result.FilesError
+		}
 	}
 	for k, v := range extra {
 		base[k] = v

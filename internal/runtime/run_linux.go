@@ -492,6 +492,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		c := <-collectDone
 		res.Files, res.FilesTruncated = c.files, c.truncated
 		if c.err != nil {
+			res.FilesError = c.err.Error()
 			sb.rt.log.Warn("collect files", "sandbox", sb.id, "err", c.err)
 		}
 	}
