@@ -122,17 +122,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, t sa
 			writeError(w, http.StatusBadGateway, "the sandbox is running but its agent port is not open")
 		},
 	}
-	// By default an HTTP/1 server discards the unread request body before
-	// it writes the response. The transport may still be sending that
-	// body to the agent when the agent answers (a command that ends at
-	// once); losing it would make the transport drop the agent connection
-	// and cut the response mid-stream. Let reads and writes interleave.
-	if r.ProtoMajor == 1 {
-		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
-			s.log.Warn("full duplex", "err", err)
-		}
-	}
-	rp.ServeHTTP(w, r)
+	serveProxy(w, r, rp, s.log)
 }
 
 // agentHealth answers envd's unauthenticated GET /health, which the SDKs

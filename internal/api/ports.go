@@ -63,12 +63,7 @@ func (s *Server) forwardPort(w http.ResponseWriter, r *http.Request, id string, 
 			writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s is running but port %d did not answer over HTTP", id, port))
 		},
 	}
-	if r.ProtoMajor == 1 {
-		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
-			s.log.Warn("full duplex", "err", err)
-		}
-	}
-	rp.ServeHTTP(w, r)
+	serveProxy(w, r, rp, s.log)
 }
 
 // trafficAllowed checks the traffic access token of a sandbox with
