@@ -80,7 +80,6 @@ func New(cfg Config) *Server {
 		// A sandbox's code contexts go with it, however it ends.
 		m.OnRemoved(func(id string) {
 			s.contexts.Forget(id)
-			s.interp.Forget(id)
 		})
 		s.metrics.alive = func(id string) bool {
 			_, ok := m.Target(id)

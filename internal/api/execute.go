@@ -206,7 +206,12 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.contexts.List(t.ID))
+	infos, err := s.contexts.List(r.Context(), t.ID, execute.NewAgent(t.Box.HTTPClient(false)))
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, infos)
 }
 
 func (s *Server) kernelOf(r *http.Request) (*execute.Kernel, error) {
@@ -214,7 +219,7 @@ func (s *Server) kernelOf(r *http.Request) (*execute.Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.contexts.Get(t.ID, r.PathValue("cid"))
+	return s.contexts.Get(r.Context(), t.ID, execute.NewAgent(t.Box.HTTPClient(false)), r.PathValue("cid"))
 }
 
 func (s *Server) restartContext(w http.ResponseWriter, r *http.Request) {
@@ -247,7 +252,13 @@ func (s *Server) deleteContext(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if err := s.contexts.Delete(r.Context(), id, r.PathValue("cid")); err != nil {
+	// A paused sandbox's agent cannot answer: only the contexts known
+	// already can be deleted then.
+	var a *execute.Agent
+	if t, ok := s.cfg.Manager.Target(id); ok && t.State == sandbox.Running {
+		a = execute.NewAgent(t.Box.HTTPClient(false))
+	}
+	if err := s.contexts.Delete(r.Context(), id, a, r.PathValue("cid")); err != nil {
 		s.writeErr(w, err)
 		return
 	}

@@ -6,7 +6,9 @@
 // on SoulBox's code contexts (internal/execute): the daemon answers the
 // requests and the kernels run inside the sandbox as its user. As in E2B,
 // a default context per language (python, javascript) serves runs that
-// name no context; SoulBox creates it on first use.
+// name no context; SoulBox creates it on first use. Default contexts are
+// marked as such in the registry (execute.Contexts.Default), so they are
+// found again after a daemon restart like every context.
 //
 // The caller (internal/api) routes a request here, resolves the sandbox
 // and decides what the request may do (Sandbox.CanExecute); errors go
@@ -21,7 +23,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/soulbox-dev/soulbox/internal/execute"
@@ -71,19 +72,11 @@ type Config struct {
 }
 
 // Server answers code-interpreter requests for every sandbox. It is safe
-// for concurrent use; Forget drops what it keeps of a sandbox.
+// for concurrent use and keeps nothing of its own: the contexts, default
+// ones included, are in Config.Contexts.
 type Server struct {
 	cfg Config
 	mux *http.ServeMux
-
-	mu       sync.Mutex
-	defaults map[string]*defaults // by sandbox id
-}
-
-// defaults are a sandbox's default contexts.
-type defaults struct {
-	mu  sync.Mutex        // held while one is looked up or created
-	ids map[string]string // language → context id
 }
 
 // New returns a Server.
@@ -91,7 +84,7 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, mux: http.NewServeMux(), defaults: map[string]*defaults{}}
+	s := &Server{cfg: cfg, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.HandleFunc("POST /execute", s.execute)
 	s.mux.HandleFunc("POST /contexts", s.createContext)
@@ -114,13 +107,6 @@ func (s *Server) Serve(w http.ResponseWriter, r *http.Request, sb Sandbox) {
 func sandboxOf(r *http.Request) Sandbox {
 	sb, _ := r.Context().Value(sandboxKey{}).(Sandbox)
 	return sb
-}
-
-// Forget drops the default contexts of a sandbox that is gone.
-func (s *Server) Forget(sandboxID string) {
-	s.mu.Lock()
-	delete(s.defaults, sandboxID)
-	s.mu.Unlock()
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -168,7 +154,12 @@ func (s *Server) createContext(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
-	infos := s.cfg.Contexts.List(sandboxOf(r).ID)
+	sb := sandboxOf(r)
+	infos, err := s.cfg.Contexts.List(r.Context(), sb.ID, sb.Agent)
+	if err != nil {
+		s.cfg.WriteError(w, err)
+		return
+	}
 	out := make([]contextJSON, 0, len(infos))
 	for _, i := range infos {
 		out = append(out, contextOf(i))
@@ -177,7 +168,8 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteContext(w http.ResponseWriter, r *http.Request) {
-	if err := s.cfg.Contexts.Delete(r.Context(), sandboxOf(r).ID, r.PathValue("cid")); err != nil {
+	sb := sandboxOf(r)
+	if err := s.cfg.Contexts.Delete(r.Context(), sb.ID, sb.Agent, r.PathValue("cid")); err != nil {
 		s.cfg.WriteError(w, err)
 		return
 	}
@@ -185,7 +177,8 @@ func (s *Server) deleteContext(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) restartContext(w http.ResponseWriter, r *http.Request) {
-	k, err := s.cfg.Contexts.Get(sandboxOf(r).ID, r.PathValue("cid"))
+	sb := sandboxOf(r)
+	k, err := s.cfg.Contexts.Get(r.Context(), sb.ID, sb.Agent, r.PathValue("cid"))
 	if err == nil {
 		err = k.Restart(r.Context())
 	}
@@ -201,37 +194,13 @@ func (s *Server) restartContext(w http.ResponseWriter, r *http.Request) {
 // on first use.
 func (s *Server) kernel(ctx context.Context, sb Sandbox, contextID, language string) (*execute.Kernel, error) {
 	if contextID != "" {
-		return s.cfg.Contexts.Get(sb.ID, contextID)
+		return s.cfg.Contexts.Get(ctx, sb.ID, sb.Agent, contextID)
 	}
 	language, err := normalizeLanguage(language)
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	d := s.defaults[sb.ID]
-	if d == nil {
-		d = &defaults{ids: map[string]string{}}
-		s.defaults[sb.ID] = d
-	}
-	s.mu.Unlock()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if id, ok := d.ids[language]; ok {
-		k, err := s.cfg.Contexts.Get(sb.ID, id)
-		if err == nil {
-			return k, nil
-		}
-		if !errors.Is(err, execute.ErrContextNotFound) {
-			return nil, err
-		}
-		// Removed by a client: make a new one.
-	}
-	k, err := s.cfg.Contexts.Create(ctx, sb.ID, sb.Agent, language, defaultCwd)
-	if err != nil {
-		return nil, err
-	}
-	d.ids[language] = k.Info().ID
-	return k, nil
+	return s.cfg.Contexts.Default(ctx, sb.ID, sb.Agent, language)
 }
 
 // normalizeLanguage maps the SDKs' language names to a context language

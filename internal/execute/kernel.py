@@ -7,6 +7,8 @@
 #   {"id", "type": "result", "data": {mime: value}, "main": bool}
 #   {"id", "type": "error", "name", "value", "traceback"}
 #   {"id", "type": "end", "execution_count"}
+# Any other message is answered with its end line alone (the daemon sends
+# {"type": "sync", "id"} to find where a re-attached kernel's output is).
 # A SIGINT interrupts the running execution (KeyboardInterrupt).
 import ast, base64, io, json, os, sys, threading, traceback
 
