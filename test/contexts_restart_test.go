@@ -20,7 +20,8 @@ import (
 // are listed with the same ids, language and cwd, the variables are still
 // defined, and runs that name no context on port 49999 reuse the same
 // default contexts. An execution in flight at the SIGKILL is lost and the
-// context works afterwards.
+// context works afterwards; a tenant's process carrying a kernel's tag is
+// not adopted.
 func TestCodeContextsSurviveRestart(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
@@ -147,6 +148,9 @@ func TestCodeContextsSurviveRestart(t *testing.T) {
 	if got := runCode(t, `{"code":"var w = 3; w","language":"js"}`); got != "3" {
 		t.Fatalf("runCode javascript: %q", got)
 	}
+	// A tenant's process with a kernel's tag but not the kernel's
+	// command line is not taken for a context.
+	d.startBackground(ctx, sb, "soulbox-context-0123456789abcdef-1", "sleep", "1000")
 	before := list()
 	if len(before) != 4 {
 		t.Fatalf("contexts before the restart: %+v, want 4 (two defaults)", before)

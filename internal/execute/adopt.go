@@ -186,6 +186,8 @@ func (c *Contexts) adopt(ctx context.Context, sandboxID string, b *box, a *Agent
 			k.forget()
 			continue
 		}
+		// No execution may start before settle has drained the replay.
+		k.exec.Lock()
 		go k.settle(context.WithoutCancel(ctx))
 	}
 	return nil
@@ -227,9 +229,9 @@ const (
 // gone, so it is interrupted, as a client's disconnect interrupts one. A
 // sync message (the kernel answers any message with an end line of its
 // id) marks the end of both: whatever comes before its end is dropped.
-// Executions wait for settle (it holds the execution lock).
+// The caller holds the execution lock, and settle releases it: executions
+// wait for it.
 func (k *Kernel) settle(ctx context.Context) {
-	k.exec.Lock()
 	defer k.exec.Unlock()
 	k.mu.Lock()
 	if k.dead {
