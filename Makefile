@@ -53,7 +53,7 @@ proto:
 	scripts/gen-proto.sh
 
 proto-check:
-	@tmp=$$(mktemp -d); scripts/gen-proto.sh $$tmp && diff -r $$tmp sdk/go/envd && rm -rf $$tmp && echo "sdk/go/envd is up to date"
+	@tmp=$$(mktemp -d); scripts/gen-proto.sh $$tmp && diff -r $$tmp/envd sdk/go/envd && diff -r $$tmp/soulboxpb sdk/go/soulboxpb && rm -rf $$tmp && echo "sdk/go/envd and sdk/go/soulboxpb are up to date"
 
 $(GOLANGCI):
 	GOBIN=$(dir $(GOLANGCI)) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION)

@@ -11,6 +11,7 @@ import (
 	"github.com/soulbox-dev/soulbox/sdk/go/envd/filesystem/filesystemconnect"
 	"github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
+	"github.com/soulbox-dev/soulbox/sdk/go/soulboxpb/v1/soulboxv1connect"
 )
 
 func TestProcedurePaths(t *testing.T) {
@@ -29,6 +30,10 @@ func TestProcedurePaths(t *testing.T) {
 		filesystemconnect.FilesystemMakeDirProcedure:  "/filesystem.Filesystem/MakeDir",
 		filesystemconnect.FilesystemMoveProcedure:     "/filesystem.Filesystem/Move",
 		filesystemconnect.FilesystemRemoveProcedure:   "/filesystem.Filesystem/Remove",
+		// SoulBox's own control-plane service (docs/API.md).
+		soulboxv1connect.CodeServiceExecuteProcedure:    "/soulbox.v1.CodeService/Execute",
+		soulboxv1connect.CodeServiceJudgeProcedure:      "/soulbox.v1.CodeService/Judge",
+		soulboxv1connect.CodeServiceJudgeBatchProcedure: "/soulbox.v1.CodeService/JudgeBatch",
 	} {
 		if got != want {
 			t.Errorf("procedure %q, want %q", got, want)

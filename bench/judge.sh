@@ -5,7 +5,24 @@
 # limits), bubblewrap running the same program (no limits), and bare
 # execution, all in this run on this machine.
 # Usage (as root, from the repository): bench/judge.sh [CPP_CASES] [PY_CASES]
-# go-judge is not part of it: the Go module proxy does not serve it here.
+#
+# go-judge (criyle/go-judge) side by side: set GOJUDGE_URL to a running
+# go-judge and the table gets a "go-judge (cgroup limits)" row per language,
+# driven by bench/gojudgebench (P requests in flight, each one case run;
+# the C++ binary compiled once in go-judge and copied in by file id; the
+# limits of the soulbox rows). Nothing here builds or installs go-judge:
+# the Go module proxy does not serve it, so build it by hand from its
+# source (outside this repository) and start it as root, e.g.
+#   cd /tmp/go-judge-src && CGO_ENABLED=0 go build -o /tmp/go-judge/go-judge ./cmd/go-judge
+#   cd /tmp/go-judge && /tmp/go-judge/go-judge -http-addr 127.0.0.1:5050 -parallelism 4 -enable-cpu-rate
+#   GOJUDGE_URL=http://127.0.0.1:5050 bench/judge.sh
+# -parallelism 4: at least the highest concurrency measured (else requests
+# queue in go-judge); -enable-cpu-rate: without it go-judge ignores the
+# 1-CPU quota (cpuRateLimit). As root on a cgroup v1 host it creates
+# gojudge/ under each controller (log: "v1(gojudge)[cpu, cpuset, cpuacct,
+# memory, pids]"); gojudgebench refuses a go-judge whose GET /config shows
+# no cgroup. Start it from a directory without mount.yaml to get its
+# default mounts (/usr, /lib, /lib64, /bin read-only, tmpfs /w and /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 NCPP=${1:-1000}
@@ -18,6 +35,12 @@ for t in bwrap g++ python3 xargs; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing" >&2; exit 1; }
 done
 [ -x "$SOULBOX" ] || { echo "bench: build first (make build)" >&2; exit 1; }
+GOJUDGE_URL=${GOJUDGE_URL:-}
+gjcompile=
+if [ -n "$GOJUDGE_URL" ]; then
+  curl -fsS "$GOJUDGE_URL/version" >/dev/null || { echo "bench: no go-judge at GOJUDGE_URL=$GOJUDGE_URL" >&2; exit 1; }
+  ${GO:-go} build -o "$WORK/gojudgebench" ./bench/gojudgebench
+fi
 
 cat > "$WORK/ab.cpp" <<'CPP'
 #include <cstdio>
@@ -70,6 +93,13 @@ for kind in cpp py; do
   row="| $kind: soulbox judge (full isolation, limits) |"
   for p in 1 2 4; do row="$row $(soulbox_judge $lang "$src" "$WORK/$kind" "$n" $p) |"; done
   echo "$row"
+  if [ -n "$GOJUDGE_URL" ]; then
+    gj=$("$WORK/gojudgebench" -url "$GOJUDGE_URL" -lang $lang -tests "$WORK/$kind" -parallel 1,2,4 "${LIMITS[@]}" "$src")
+    [ $kind = cpp ] && gjcompile=$(awk '$1 == "compile_ms" {print $2}' <<<"$gj")
+    row="| $kind: go-judge (cgroup limits) |"
+    for p in 1 2 4; do row="$row $(awk -v p=$p '$1 == "runs_per_s" && $2 == p {print $3}' <<<"$gj") |"; done
+    echo "$row"
+  fi
   row="| $kind: bubblewrap (no limits) |"
   for p in 1 2 4; do row="$row $(loop "$n" $p "$WORK/$kind" "${BWRAP[@]}" "${prog[@]}") |"; done
   echo "$row"
@@ -77,3 +107,7 @@ for kind in cpp py; do
   for p in 1 2 4; do row="$row $(loop "$n" $p "$WORK/$kind" "${prog[@]}") |"; done
   echo "$row"
 done
+if [ -n "$GOJUDGE_URL" ]; then
+  echo
+  echo "compile (go-judge, g++ -O2 in its sandbox, one request): ${gjcompile} ms"
+fi

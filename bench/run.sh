@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Start-up benchmark: `soulbox run` against bare execution, bubblewrap,
 # crun, runc and firejail, all in the same hyperfine run on this machine.
+# soulbox is measured twice: with a daemon on the host (its run pool, the
+# default 4 sandboxes set up ahead of demand, each used once) and setting
+# up its own sandbox (--no-pool).
 # Usage (as root, from the repository): bench/run.sh [RUNS]
 # Writes bench/results/startup-<command>.json and prints a markdown table.
 set -euo pipefail
@@ -10,13 +13,21 @@ SOULBOX=${SOULBOX:-$PWD/bin/soulbox}
 DATA=${DATA:-/var/lib/soulbox-bench}
 OUT=bench/results
 WORK=$(mktemp -d /var/tmp/soulbox-bench-XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+DAEMON=""
+trap '[ -n "$DAEMON" ] && kill "$DAEMON" && wait "$DAEMON"; rm -rf "$WORK"' EXIT
 mkdir -p "$OUT"
 
 for t in hyperfine bwrap crun runc firejail python3; do
   command -v "$t" >/dev/null || { echo "bench: $t is missing (make bench installs it)" >&2; exit 1; }
 done
 [ -x "$SOULBOX" ] || { echo "bench: build first (make build)" >&2; exit 1; }
+
+# The daemon whose run pool `soulbox run` uses (no long-lived pool: only
+# the run pool works during the measurement).
+"$SOULBOX" serve --listen 127.0.0.1:0 --data-dir "$DATA" --pool 0 --run-pool 4 2>"$WORK/daemon.log" &
+DAEMON=$!
+for _ in $(seq 100); do [ -S "$DATA/run.sock" ] && break; sleep 0.1; done
+[ -S "$DATA/run.sock" ] || { echo "bench: the daemon did not start:" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
 
 # An OCI bundle per runtime: a tiny rootfs with the host's /usr bound
 # read-only, the merged-/usr symlinks, fresh /proc and /dev, and the default
@@ -59,10 +70,11 @@ run_case() { # $1 name, $2... command
   bundle "$WORK/runc-$name" "$@"
   local bw="bwrap --unshare-all --cap-drop ALL --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp $quoted"
   # Warm the soulbox template and caches first.
-  "$SOULBOX" run --data-dir "$DATA" -- "$@" >/dev/null
+  "$SOULBOX" run --no-pool --data-dir "$DATA" -- "$@" >/dev/null
   hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$OUT/startup-$name.json" \
     -n bare "$quoted" \
-    -n soulbox "$SOULBOX run --data-dir $DATA -- $quoted" \
+    -n "soulbox (daemon's run pool)" "$SOULBOX run --data-dir $DATA -- $quoted" \
+    -n "soulbox (own set-up)" "$SOULBOX run --no-pool --data-dir $DATA -- $quoted" \
     -n bubblewrap "$bw" \
     -n crun "$CRUN_WRAP crun run --bundle $WORK/crun-$name sbbench-crun-$name" \
     -n crun-wrapper-only "$CRUN_WRAP /bin/true" \

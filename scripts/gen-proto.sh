@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Generates Go code from api/proto into sdk/go/envd (or into $1, for the
-# regenerate-and-diff check). Installs pinned tools if missing: protoc from
+# Generates Go code from api/proto into the Go SDK's module, sdk/go (or
+# into $1, for the regenerate-and-diff check): the agent's envd services
+# into envd/, SoulBox's own control-plane services into soulboxpb/. Installs pinned tools if missing: protoc from
 # Debian's protobuf-compiler, protoc-gen-go and protoc-gen-connect-go from
 # the Go module proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${1:-sdk/go/envd}
+OUT=${1:-sdk/go}
 PROTOC_GEN_GO=v1.36.12
 PROTOC_GEN_CONNECT_GO=v1.21.1
 TOOLS=$(go env GOPATH)/soulbox-tools
@@ -20,10 +21,10 @@ fi
   GOBIN=$TOOLS/protoc-gen-connect-go-$PROTOC_GEN_CONNECT_GO go install connectrpc.com/connect/cmd/protoc-gen-connect-go@$PROTOC_GEN_CONNECT_GO
 
 mkdir -p "$OUT"
-MOD=github.com/soulbox-dev/soulbox/sdk/go/envd
-for p in process filesystem; do
+MOD=github.com/soulbox-dev/soulbox/sdk/go
+for f in process/process.proto filesystem/filesystem.proto soulbox/v1/code.proto; do
   protoc -I api/proto -I /usr/include \
     --go_out="$OUT" --go_opt=module=$MOD \
     --connect-go_out="$OUT" --connect-go_opt=module=$MOD \
-    "api/proto/$p/$p.proto"
+    "api/proto/$f"
 done

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,12 @@ type daemon struct {
 func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dir}, extra...)
+	if !slices.Contains(extra, "--run-pool") {
+		// The run pool (TestRunPool) fills in the background: other
+		// tests' baselines of the daemon's descriptors and threads would
+		// move under them.
+		args = append(args, "--run-pool", "0")
+	}
 	cmd := exec.Command(soulboxBin, args...)
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw

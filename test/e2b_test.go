@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// TestE2BSDKs drives the unmodified E2B SDKs (JS 2.14.1, 2.50.0, 2.51.0
-// and Python 2.63.0, pinned under test/e2b) against a daemon, through
+// TestE2BSDKs drives the unmodified E2B SDKs (JS 2.14.1, 2.50.0, 2.51.0,
+// Python 2.63.0 and the code-interpreter JS SDK 2.8.0, pinned under
+// test/e2b) against a daemon, through
 // test/e2b/run.sh, one subtest per SDK version. It needs Node.js, npm
 // and Python 3.11 (and, the first time, the npm and PyPI registries):
 // without them it skips, naming what is missing, except under CI=true
@@ -40,7 +41,7 @@ func TestE2BSDKs(t *testing.T) {
 	key := newAPIKey(t, dir, "--e2b")
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	for _, suite := range []string{"js/2.14.1", "js/2.50.0", "js/2.51.0", "py"} {
+	for _, suite := range []string{"js/2.14.1", "js/2.50.0", "js/2.51.0", "ci/2.8.0", "py"} {
 		t.Run(suite, func(t *testing.T) {
 			cmd := exec.CommandContext(ctx, "e2b/run.sh", suite)
 			cmd.Env = append(os.Environ(), "SOULBOX_E2B_URL="+d.url, "SOULBOX_E2B_KEY="+key)

@@ -3,6 +3,7 @@ package test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,11 @@ type judgeResult struct {
 		Verdict     string  `json:"verdict"`
 		TimeMS      float64 `json:"time_ms"`
 		MemoryBytes int64   `json:"memory_bytes"`
+		Interactor  *struct {
+			Status   string `json:"status"`
+			ExitCode int    `json:"exit_code"`
+			Stderr   string `json:"stderr"`
+		} `json:"interactor"`
 	} `json:"cases"`
 }
 
@@ -97,5 +103,46 @@ func TestScenarioJudge(t *testing.T) {
 			t.Errorf("%+v: want a AC (float compare), b TLE (its own 300ms limit)", res)
 		}
 	})
+	hostClean(t, dir)
+}
+
+// TestJudgeCasesIsolated: a submission that leaves files, a locked
+// directory and a background process behind in every case, and fails if
+// it finds any of them, is AC on every case: in the worker sandbox each
+// case starts clean (and so it does with --fresh-sandboxes). A case with a
+// lower memory limit of its own gets it in the same worker.
+func TestJudgeCasesIsolated(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	tests := t.TempDir()
+	for i := 1; i <= 6; i++ {
+		os.WriteFile(filepath.Join(tests, fmt.Sprintf("%d.in", i)), fmt.Appendf(nil, "%d %d\n", i, i), 0o644)
+		os.WriteFile(filepath.Join(tests, fmt.Sprintf("%d.out", i)), fmt.Appendf(nil, "%d\n", 2*i), 0o644)
+	}
+	os.WriteFile(filepath.Join(tests, "4.limits"), []byte(`{"memory": "40M"}`), 0o644)
+	src := `import os, subprocess, sys
+a, b = map(int, input().split())
+left = [p for p in ("/home/user/left", "/tmp/left", "/dev/shm/left", "/var/tmp/left", "/home/user/locked") if os.path.lexists(p)]
+if left or subprocess.run(["pgrep", "-x", "sleep"], stdout=subprocess.DEVNULL).returncode == 0:
+    print("state from an earlier case:", left); sys.exit(0)
+for p in ("/home/user/left", "/tmp/left", "/dev/shm/left", "/var/tmp/left"):
+    open(p, "w").write("x")
+os.makedirs("/home/user/locked/in"); os.chmod("/home/user/locked", 0)
+subprocess.Popen(["sleep", "300"], start_new_session=True)
+if a == 4:
+    hog = bytearray(64 << 20)
+print(a + b)
+`
+	for _, flags := range [][]string{nil, {"--fresh-sandboxes"}} {
+		res := soulboxJudge(t, dir, tests, "python", src, flags...)
+		if res.Verdict != "MLE" || len(res.Cases) != 6 {
+			t.Fatalf("%v: %+v", flags, res)
+		}
+		for _, c := range res.Cases {
+			if want := map[bool]string{true: "MLE", false: "AC"}[c.Name == "4"]; c.Verdict != want {
+				t.Errorf("%v: case %s: %s, want %s", flags, c.Name, c.Verdict, want)
+			}
+		}
+	}
 	hostClean(t, dir)
 }

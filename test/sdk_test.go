@@ -50,6 +50,17 @@ func TestSDKEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	t.Run("metrics count the sandbox's files in its page cache", func(t *testing.T) {
+		if _, err := sbx.Commands.Run(ctx, "head -c 8388608 /dev/urandom > /tmp/cached"); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := c.Metrics(ctx, sbx.ID)
+		if err != nil || len(ms) != 1 || ms[0].MemCache < 8<<20 || ms[0].MemUsed < ms[0].MemCache {
+			t.Fatalf("metrics %+v, %v: want memCache at least the 8 MiB file, within memUsed", ms, err)
+		}
+		sbx.Commands.Run(ctx, "rm /tmp/cached")
+	})
+
 	t.Run("output streams while the command runs", func(t *testing.T) {
 		var mu sync.Mutex
 		var firstAt time.Time

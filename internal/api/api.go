@@ -11,11 +11,13 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/execute"
 	"github.com/soulbox-dev/soulbox/internal/lang"
 	"github.com/soulbox-dev/soulbox/internal/limits"
@@ -60,6 +62,8 @@ type Server struct {
 	patterns []string
 	metrics  cpuSampler
 	contexts *execute.Contexts
+	// interp answers port 49999 of code-interpreter sandboxes.
+	interp *codeinterp.Server
 }
 
 // New returns the daemon's handler.
@@ -71,7 +75,12 @@ func New(cfg Config) *Server {
 		cfg.Now = time.Now
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, control: http.NewServeMux(), contexts: execute.NewContexts()}
+	s.interp = codeinterp.New(codeinterp.Config{Contexts: s.contexts, WriteError: s.writeErr, Now: cfg.Now})
 	if m := cfg.Manager; m != nil {
+		// A sandbox's code contexts go with it, however it ends.
+		m.OnRemoved(func(id string) {
+			s.contexts.Forget(id)
+		})
 		s.metrics.alive = func(id string) bool {
 			_, ok := m.Target(id)
 			return ok
@@ -123,6 +132,7 @@ func (s *Server) routes() {
 	handle("POST /sandboxes/{id}/execute", s.auth(s.executeCode))
 	handle("POST /judge", s.auth(s.judgeOne))
 	handle("POST /judge/batch", s.auth(s.judgeBatch))
+	handle("GET /judge/interactive", s.auth(s.judgeInteractive)) // WebSocket
 	handle("POST /sandboxes/{id}/contexts", s.auth(s.createContext))
 	handle("GET /sandboxes/{id}/contexts", s.auth(s.listContexts))
 	handle("DELETE /sandboxes/{id}/contexts/{cid}", s.auth(s.deleteContext))
@@ -130,6 +140,9 @@ func (s *Server) routes() {
 	handle("POST /sandboxes/{id}/contexts/{cid}/interrupt", s.auth(s.interruptContext))
 	handle("POST /sandboxes/{id}/contexts/{cid}/execute", s.auth(s.executeInContext))
 	handle("GET /sandboxes/{id}/ports/{port}/tcp", s.tcpTunnel) // its own auth: key or tokens
+	// gRPC, gRPC-Web and Connect: not REST, so not in the OpenAPI
+	// document; defined in api/proto/soulbox/v1/code.proto.
+	m.Handle(s.codeServiceHandler())
 	m.HandleFunc("/files", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "a /files request needs a sandbox (E2b-Sandbox-Id header or <port>-<id> host name) and its access token, or a file URL signature")
 	})
@@ -144,31 +157,43 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 
 type teamKey struct{}
 
-// auth admits requests carrying a valid API key (X-API-Key, or
-// Authorization: Bearer) and passes the key's team on.
+// auth admits requests carrying a valid API key and passes the key's team
+// on.
 func (s *Server) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key := r.Header.Get("X-API-Key")
-		if key == "" {
-			if v, ok := cutPrefixFold(r.Header.Get("Authorization"), "Bearer "); ok {
-				key = v
-			}
-		}
-		if key == "" {
-			writeError(w, http.StatusUnauthorized, "missing API key: send it in the X-API-Key header")
-			return
-		}
-		k, err := s.cfg.Store.AuthenticateAPIKey(r.Context(), key)
+		team, err := s.authenticate(r)
 		if err != nil {
 			s.writeErr(w, err)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), teamKey{}, k.Team)))
+		h(w, r.WithContext(context.WithValue(r.Context(), teamKey{}, team)))
 	}
 }
 
-func teamOf(r *http.Request) string {
-	t, _ := r.Context().Value(teamKey{}).(string)
+// authenticate returns the team of the request's API key (X-API-Key, or
+// Authorization: Bearer): the control plane's one check, for REST and
+// gRPC alike.
+func (s *Server) authenticate(r *http.Request) (string, error) {
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		if v, ok := cutPrefixFold(r.Header.Get("Authorization"), "Bearer "); ok {
+			key = v
+		}
+	}
+	if key == "" {
+		return "", fmt.Errorf("%w: missing API key: send it in the X-API-Key header", errUnauthorized)
+	}
+	k, err := s.cfg.Store.AuthenticateAPIKey(r.Context(), key)
+	if err != nil {
+		return "", err
+	}
+	return k.Team, nil
+}
+
+func teamOf(r *http.Request) string { return teamFrom(r.Context()) }
+
+func teamFrom(ctx context.Context) string {
+	t, _ := ctx.Value(teamKey{}).(string)
 	return t
 }
 

@@ -244,7 +244,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) kill(w http.ResponseWriter, r *http.Request) {
-	s.contexts.Forget(r.PathValue("id"))
+	// The sandbox's code contexts are forgotten through Manager.OnRemoved.
 	if err := s.cfg.Manager.Kill(r.Context(), teamOf(r), r.PathValue("id")); err != nil {
 		s.writeErr(w, err)
 		return

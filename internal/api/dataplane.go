@@ -5,17 +5,15 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/sdk/go/filesig"
 )
@@ -76,6 +74,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request, id string, port i
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %q was not found: it was killed, timed out or never existed", id))
 		return
 	}
+	if port == codeinterp.Port && t.Template == sandbox.TemplateCodeInterpreter {
+		s.codeInterpreter(w, r, id, t)
+		return
+	}
 	if port != AgentPort {
 		s.forwardPort(w, r, id, port, t)
 		return
@@ -120,70 +122,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, id string, t sa
 			writeError(w, http.StatusBadGateway, "the sandbox is running but its agent port is not open")
 		},
 	}
-	// By default an HTTP/1 server discards the unread request body before
-	// it writes the response. The transport may still be sending that
-	// body to the agent when the agent answers (a command that ends at
-	// once); losing it would make the transport drop the agent connection
-	// and cut the response mid-stream. Let reads and writes interleave.
-	if r.ProtoMajor == 1 {
-		rc := http.NewResponseController(w)
-		if err := rc.EnableFullDuplex(); err != nil {
-			s.log.Warn("full duplex", "err", err)
-		}
-		// When the agent goes away mid-request (its sandbox ended), the
-		// transport can still be reading the request body after the proxy
-		// returned; the server's next read of the connection would then
-		// run concurrently with it and panic ("invalid concurrent
-		// Body.Read call"). Cut that read short and wait for it; the
-		// connection is then closed rather than reused.
-		if r.Body != nil && r.Body != http.NoBody {
-			body := &guardedBody{rc: r.Body}
-			r.Body = body
-			defer func() {
-				if body.unfinished() {
-					rc.SetReadDeadline(time.Now())
-					body.cut()
-				}
-			}()
-		}
-	}
-	rp.ServeHTTP(w, r)
-}
-
-// guardedBody is a request body that knows whether it was read to its end,
-// and can be cut: cut waits for a Read in progress, and later Reads fail.
-type guardedBody struct {
-	rc    io.ReadCloser
-	mu    sync.Mutex // held during Read
-	done  atomic.Bool
-	isCut bool
-}
-
-var errBodyCut = errors.New("request body cut: the request ended")
-
-func (b *guardedBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.isCut {
-		return 0, errBodyCut
-	}
-	n, err := b.rc.Read(p)
-	if err != nil {
-		b.done.Store(true)
-	}
-	return n, err
-}
-
-func (b *guardedBody) Close() error { return b.rc.Close() }
-
-func (b *guardedBody) unfinished() bool { return !b.done.Load() }
-
-// cut returns once no Read is in progress; no Read reaches the
-// connection afterwards.
-func (b *guardedBody) cut() {
-	b.mu.Lock()
-	b.isCut = true
-	b.mu.Unlock()
+	serveProxy(w, r, rp, s.log)
 }
 
 // agentHealth answers envd's unauthenticated GET /health, which the SDKs

@@ -1,11 +1,16 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 
+	"connectrpc.com/connect"
+
+	"github.com/soulbox-dev/soulbox/internal/codeinterp"
 	"github.com/soulbox-dev/soulbox/internal/execute"
+	"github.com/soulbox-dev/soulbox/internal/judge"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
@@ -34,9 +39,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func statusOf(err error) int {
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.Is(err, store.ErrUnauthorized), errors.Is(err, errUnauthorized):
+	case errors.Is(err, store.ErrUnauthorized), errors.Is(err, errUnauthorized), errors.Is(err, codeinterp.ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, execute.ErrContextNotFound):
+	case errors.Is(err, sandbox.ErrNotFound), errors.Is(err, execute.ErrContextNotFound), errors.Is(err, codeinterp.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, sandbox.ErrConflict), errors.Is(err, execute.ErrKernelDead), errors.Is(err, execute.ErrTooManyContexts):
 		return http.StatusConflict
@@ -47,10 +52,41 @@ func statusOf(err error) int {
 	case errors.Is(err, netsetup.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, sandbox.ErrInvalid), errors.Is(err, limits.ErrInvalid), errors.Is(err, errBadRequest),
-		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest):
+		errors.Is(err, errUnsupported), errors.Is(err, execute.ErrBadRequest), errors.Is(err, codeinterp.ErrBadRequest),
+		errors.Is(err, judge.ErrInteractor):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError
+	}
+}
+
+// codeOf maps an error to its gRPC/Connect code: Unimplemented for what
+// SoulBox does not provide, a cancelled or timed-out call as such, and
+// otherwise the code of statusOf's HTTP status, so both wires agree.
+func codeOf(err error) connect.Code {
+	switch {
+	case errors.Is(err, errUnsupported):
+		return connect.CodeUnimplemented
+	case errors.Is(err, context.Canceled):
+		return connect.CodeCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return connect.CodeDeadlineExceeded
+	}
+	switch statusOf(err) {
+	case http.StatusUnauthorized:
+		return connect.CodeUnauthenticated
+	case http.StatusNotFound:
+		return connect.CodeNotFound
+	case http.StatusConflict:
+		return connect.CodeFailedPrecondition
+	case http.StatusRequestEntityTooLarge:
+		return connect.CodeResourceExhausted
+	case http.StatusServiceUnavailable:
+		return connect.CodeUnavailable
+	case http.StatusBadRequest:
+		return connect.CodeInvalidArgument
+	default:
+		return connect.CodeInternal
 	}
 }
 
@@ -72,4 +108,14 @@ func (s *Server) writeErr(w http.ResponseWriter, err error) {
 		s.log.Error("request failed", "err", err)
 	}
 	writeError(w, status, err.Error())
+}
+
+// rpcErr is writeErr for gRPC and Connect: err with its code, internal
+// errors logged.
+func (s *Server) rpcErr(err error) *connect.Error {
+	code := codeOf(err)
+	if code == connect.CodeInternal {
+		s.log.Error("request failed", "err", err)
+	}
+	return connect.NewError(code, err)
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,11 +42,15 @@ func decodeCodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	return nil
 }
 
-// runningTarget authorizes the key's team for a sandbox and returns it,
-// running.
+// runningTarget authorizes the key's team for the sandbox of the request's
+// path and returns it, running.
 func (s *Server) runningTarget(r *http.Request) (sandbox.Target, error) {
-	id := r.PathValue("id")
-	if _, err := s.cfg.Manager.Get(teamOf(r), id); err != nil {
+	return s.runningSandbox(teamOf(r), r.PathValue("id"))
+}
+
+// runningSandbox authorizes team for sandbox id and returns it, running.
+func (s *Server) runningSandbox(team, id string) (sandbox.Target, error) {
+	if _, err := s.cfg.Manager.Get(team, id); err != nil {
 		return sandbox.Target{}, err
 	}
 	t, ok := s.cfg.Manager.Target(id)
@@ -110,11 +115,9 @@ func (s *Server) executeCode(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	opts := execute.Options{InlineMax: s.cfg.InlineArtifactMax, Sign: s.artifactSigner(r, t)}
-	a := execute.NewAgent(t.Box.HTTPClient(false))
 	if wantsJSON(r) {
 		var out, errb strings.Builder
-		res, err := execute.Execute(r.Context(), a, req, opts, func(ev execute.Event) {
+		res, err := s.runExecute(r.Context(), t, requestOrigin(r), req, func(ev execute.Event) {
 			switch ev.Type {
 			case "stdout":
 				out.WriteString(ev.Text)
@@ -131,20 +134,32 @@ func (s *Server) executeCode(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nd := newNDJSON(w)
-	if _, err := execute.Execute(r.Context(), a, req, opts, func(ev execute.Event) { nd.send(ev) }); err != nil {
+	if _, err := s.runExecute(r.Context(), t, requestOrigin(r), req, func(ev execute.Event) { nd.send(ev) }); err != nil {
 		nd.send(map[string]string{"type": "error", "message": err.Error()})
 	}
 	nd.send(execute.Event{Type: "end"})
 }
 
-// artifactSigner makes signed download URLs on the address the client
-// used.
-func (s *Server) artifactSigner(r *http.Request, t sandbox.Target) func(string) string {
+// runExecute runs an execute_code request on the running sandbox t, for
+// the REST and gRPC handlers alike; emit receives the events in order.
+// origin (scheme://host, as the client addressed the daemon) is where large
+// artifacts' signed download URLs point.
+func (s *Server) runExecute(ctx context.Context, t sandbox.Target, origin string, req execute.Request, emit func(execute.Event)) (*execute.Result, error) {
+	opts := execute.Options{InlineMax: s.cfg.InlineArtifactMax, Sign: s.artifactSigner(origin, t)}
+	return execute.Execute(ctx, execute.NewAgent(t.Box.HTTPClient(false)), req, opts, emit)
+}
+
+// requestOrigin is scheme://host of the address the client used.
+func requestOrigin(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
 		scheme = "https"
 	}
-	host := r.Host
+	return scheme + "://" + r.Host
+}
+
+// artifactSigner makes signed download URLs on origin.
+func (s *Server) artifactSigner(origin string, t sandbox.Target) func(string) string {
 	return func(p string) string {
 		exp := s.cfg.Now().Add(artifactURLTTL)
 		q := url.Values{}
@@ -153,7 +168,7 @@ func (s *Server) artifactSigner(r *http.Request, t sandbox.Target) func(string) 
 		q.Set("signature", filesig.Sign(p, filesig.Read, execute.User, t.AccessToken, exp))
 		q.Set("signature_expiration", strconv.FormatInt(exp.Unix(), 10))
 		q.Set(querySandboxID, t.ID)
-		return scheme + "://" + host + "/files?" + q.Encode()
+		return origin + "/files?" + q.Encode()
 	}
 }
 
@@ -191,7 +206,12 @@ func (s *Server) listContexts(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.contexts.List(t.ID))
+	infos, err := s.contexts.List(r.Context(), t.ID, execute.NewAgent(t.Box.HTTPClient(false)))
+	if err != nil {
+		s.writeErr(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, infos)
 }
 
 func (s *Server) kernelOf(r *http.Request) (*execute.Kernel, error) {
@@ -199,7 +219,7 @@ func (s *Server) kernelOf(r *http.Request) (*execute.Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.contexts.Get(t.ID, r.PathValue("cid"))
+	return s.contexts.Get(r.Context(), t.ID, execute.NewAgent(t.Box.HTTPClient(false)), r.PathValue("cid"))
 }
 
 func (s *Server) restartContext(w http.ResponseWriter, r *http.Request) {
@@ -232,7 +252,13 @@ func (s *Server) deleteContext(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if err := s.contexts.Delete(r.Context(), id, r.PathValue("cid")); err != nil {
+	// A paused sandbox's agent cannot answer: only the contexts known
+	// already can be deleted then.
+	var a *execute.Agent
+	if t, ok := s.cfg.Manager.Target(id); ok && t.State == sandbox.Running {
+		a = execute.NewAgent(t.Box.HTTPClient(false))
+	}
+	if err := s.contexts.Delete(r.Context(), id, a, r.PathValue("cid")); err != nil {
 		s.writeErr(w, err)
 		return
 	}

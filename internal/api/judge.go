@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 const (
 	maxJudgeCases       = 1000
 	maxJudgeSubmissions = 100
+	maxJudgeParallel    = 8
 	judgeBatchParallel  = 2
 )
 
@@ -36,6 +38,22 @@ type judgeRequest struct {
 	Limits  json.RawMessage `json:"limits,omitempty"`
 	Compare string          `json:"compare,omitempty"` // exact, lines (default), tokens, float:EPS
 	Tests   []judgeCase     `json:"tests"`
+	// Parallel cases run at once (1 to maxJudgeParallel; default 1).
+	Parallel int `json:"parallel,omitempty"`
+	// FreshSandboxes: every case in a sandbox of its own rather than in
+	// a worker sandbox cleaned between cases.
+	FreshSandboxes bool `json:"fresh_sandboxes,omitempty"`
+	// Interactor makes the problem interactive: a test's stdin is the
+	// interactor's input.txt and expected its answer.txt.
+	Interactor *interactorRequest `json:"interactor,omitempty"`
+}
+
+// interactorRequest is the interactor of an interactive problem. Its
+// limits are overrides of the defaults (not of the submission's).
+type interactorRequest struct {
+	Language string          `json:"language"`
+	Source   string          `json:"source"`
+	Limits   json.RawMessage `json:"limits,omitempty"`
 }
 
 // judgeReport is the answer for one submission.
@@ -79,10 +97,30 @@ func (s *Server) prepareJudge(j judgeRequest) (*lang.Language, []judge.Case, jud
 		return nil, nil, o, err
 	}
 	o.Limits = base
+	if j.Parallel < 0 || j.Parallel > maxJudgeParallel {
+		return nil, nil, o, fmt.Errorf("%w: parallel must be 1-%d", errBadRequest, maxJudgeParallel)
+	}
+	o.Parallel, o.FreshSandboxes = j.Parallel, j.FreshSandboxes
 	if j.Compare != "" {
 		if o.Compare, err = judge.ParseCompare(j.Compare); err != nil {
 			return nil, nil, o, fmt.Errorf("%w: compare: %v", errBadRequest, err)
 		}
+	}
+	if it := j.Interactor; it != nil {
+		il, ok := lang.Lookup(it.Language)
+		if !ok {
+			return nil, nil, o, fmt.Errorf("%w: interactor: unknown language %q", errBadRequest, it.Language)
+		}
+		lim := limits.Defaults()
+		if present(it.Limits) {
+			if lim, err = judge.ParseLimits(it.Limits, lim); err != nil {
+				return nil, nil, o, fmt.Errorf("%w: interactor: limits: %v", errBadRequest, err)
+			}
+		}
+		if err := lim.Validate(max); err != nil {
+			return nil, nil, o, fmt.Errorf("interactor: %w", err)
+		}
+		o.Interactor = &judge.Interactor{Lang: il, Source: []byte(it.Source), Limits: lim}
 	}
 	cases := make([]judge.Case, len(j.Tests))
 	for i, t := range j.Tests {
@@ -105,7 +143,7 @@ func (s *Server) prepareJudge(j judgeRequest) (*lang.Language, []judge.Case, jud
 	return l, cases, o, nil
 }
 
-func (s *Server) runJudge(r *http.Request, j judgeRequest) (*judgeReport, error) {
+func (s *Server) runJudge(ctx context.Context, j judgeRequest) (*judgeReport, error) {
 	if s.cfg.Executor == nil {
 		return nil, fmt.Errorf("%w: this daemon does not judge", errUnsupported)
 	}
@@ -113,7 +151,7 @@ func (s *Server) runJudge(r *http.Request, j judgeRequest) (*judgeReport, error)
 	if err != nil {
 		return nil, err
 	}
-	rep, err := judge.Judge(r.Context(), s.cfg.Executor, l, []byte(j.Source), cases, o)
+	rep, err := judge.Judge(ctx, s.cfg.Executor, l, []byte(j.Source), cases, o)
 	if err != nil {
 		return nil, err
 	}
@@ -127,15 +165,15 @@ func (s *Server) runJudge(r *http.Request, j judgeRequest) (*judgeReport, error)
 	return out, nil
 }
 
-// judgeOne serves POST /judge: one submission, each case in a fresh
-// one-shot sandbox (not a live sandbox of the caller).
+// judgeOne serves POST /judge: one submission, its cases in worker
+// sandboxes of the daemon's own (not a live sandbox of the caller).
 func (s *Server) judgeOne(w http.ResponseWriter, r *http.Request) {
 	var j judgeRequest
 	if err := decodeCodeBody(w, r, &j); err != nil {
 		s.writeErr(w, err)
 		return
 	}
-	rep, err := s.runJudge(r, j)
+	rep, err := s.runJudge(r.Context(), j)
 	if err != nil {
 		s.writeErr(w, err)
 		return
@@ -153,20 +191,30 @@ func (s *Server) judgeBatch(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
-	if len(b.Submissions) == 0 || len(b.Submissions) > maxJudgeSubmissions {
-		s.writeErr(w, fmt.Errorf("%w: 1-%d submissions are required", errBadRequest, maxJudgeSubmissions))
+	out, err := s.runJudgeBatch(r.Context(), b.Submissions)
+	if err != nil {
+		s.writeErr(w, err)
 		return
 	}
-	out := make([]*judgeReport, len(b.Submissions))
+	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+}
+
+// runJudgeBatch judges submissions two at a time, for the REST and gRPC
+// handlers alike, and returns their reports in order.
+func (s *Server) runJudgeBatch(ctx context.Context, subs []judgeRequest) ([]*judgeReport, error) {
+	if len(subs) == 0 || len(subs) > maxJudgeSubmissions {
+		return nil, fmt.Errorf("%w: 1-%d submissions are required", errBadRequest, maxJudgeSubmissions)
+	}
+	out := make([]*judgeReport, len(subs))
 	sem := make(chan struct{}, judgeBatchParallel)
 	var wg sync.WaitGroup
-	for i, j := range b.Submissions {
+	for i, j := range subs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			rep, err := s.runJudge(r, j)
+			rep, err := s.runJudge(ctx, j)
 			if err != nil {
 				rep = &judgeReport{Cases: []judge.CaseResult{}, Error: err.Error()}
 			}
@@ -174,5 +222,5 @@ func (s *Server) judgeBatch(w http.ResponseWriter, r *http.Request) {
 		}()
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"results": out})
+	return out, nil
 }

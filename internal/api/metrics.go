@@ -83,7 +83,7 @@ func (s *Server) sandboxMetrics(w http.ResponseWriter, r *http.Request) {
 		Timestamp: now.UTC(), TimestampUnix: now.Unix(),
 		CPUCount:   int(math.Ceil(cores)),
 		CPUUsedPct: s.metrics.percent(in.ID, now, u.CPUUsage, in.StartedAt, cores),
-		MemUsed:    u.MemoryCurrent, MemTotal: in.Limits.MemoryBytes,
+		MemUsed:    u.MemoryCurrent, MemTotal: in.Limits.MemoryBytes, MemCache: u.MemoryCache,
 		DiskUsed: u.DiskUsed, DiskTotal: u.DiskTotal,
 	}
 	if n := u.Network; n != nil {

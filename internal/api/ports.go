@@ -30,12 +30,8 @@ const headerTrafficToken = "E2b-Traffic-Access-Token"
 // when missing or wrong). The sandbox's envd access token and API keys
 // are never forwarded.
 func (s *Server) forwardPort(w http.ResponseWriter, r *http.Request, id string, port int, t sandbox.Target) {
-	if t.TrafficAccessToken != "" {
-		got := r.Header.Get(headerTrafficToken)
-		if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(t.TrafficAccessToken)) != 1 {
-			writeError(w, http.StatusForbidden, fmt.Sprintf("sandbox %s's ports need its traffic access token (header %s)", id, headerTrafficToken))
-			return
-		}
+	if !trafficAllowed(w, r, id, t) {
+		return
 	}
 	if t.State != sandbox.Running {
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s was not found running: it is %s; resume or connect to it first", id, t.State))
@@ -67,12 +63,22 @@ func (s *Server) forwardPort(w http.ResponseWriter, r *http.Request, id string, 
 			writeError(w, http.StatusBadGateway, fmt.Sprintf("sandbox %s is running but port %d did not answer over HTTP", id, port))
 		},
 	}
-	if r.ProtoMajor == 1 {
-		if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
-			s.log.Warn("full duplex", "err", err)
-		}
+	serveProxy(w, r, rp, s.log)
+}
+
+// trafficAllowed checks the traffic access token of a sandbox with
+// private ports (answering 403 when it is missing or wrong); public ports
+// need none.
+func trafficAllowed(w http.ResponseWriter, r *http.Request, id string, t sandbox.Target) bool {
+	if t.TrafficAccessToken == "" {
+		return true
 	}
-	rp.ServeHTTP(w, r)
+	got := r.Header.Get(headerTrafficToken)
+	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(t.TrafficAccessToken)) != 1 {
+		writeError(w, http.StatusForbidden, fmt.Sprintf("sandbox %s's ports need its traffic access token (header %s)", id, headerTrafficToken))
+		return false
+	}
+	return true
 }
 
 // tcpTunnel serves GET /sandboxes/{id}/ports/{port}/tcp: a raw TCP

@@ -439,6 +439,20 @@ func (c *Cgroup) Stats() (Stats, error) {
 	return s, nil
 }
 
+// MemoryCache is the page cache charged to the cgroup, in bytes (v2
+// memory.stat "file", v1 "total_cache"): files written in its tmpfs, and
+// files read. Not part of Stats, which the run path reads often.
+func (c *Cgroup) MemoryCache() (int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.h.version == V2 {
+		m, err := c.h.readKeyed(c.dirs[0], "memory.stat")
+		return m["file"], err
+	}
+	m, err := c.h.readKeyed(c.ctl["memory"], "memory.stat")
+	return m["total_cache"], err
+}
+
 // Freeze stops every process in the cgroup and waits, for at most a few
 // seconds, until the kernel reports the cgroup frozen. On failure the
 // cgroup is thawed again.
@@ -691,9 +705,36 @@ func (c *Cgroup) Reset(l Limits) error {
 	if err := c.thaw(); err != nil {
 		return err
 	}
+	return c.rebase(l)
+}
+
+// Rebase re-applies l and resets the counters as Reset does, on a cgroup
+// that keeps some processes: a worker's init, which stays between the
+// programs it runs. The counters then count from now, the init included.
+func (c *Cgroup) Rebase(l Limits) error {
+	if err := l.validate(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.rebase(l)
+}
+
+// ResetCounters resets the counters as Rebase does, leaving the limits.
+func (c *Cgroup) ResetCounters() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.resetCounters()
+}
+
+func (c *Cgroup) rebase(l Limits) error {
 	if err := c.apply(l, false); err != nil {
 		return err
 	}
+	return c.resetCounters()
+}
+
+func (c *Cgroup) resetCounters() error {
 	if c.h.version == V2 {
 		return c.resetCountersV2()
 	}

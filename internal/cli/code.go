@@ -190,6 +190,9 @@ func writeCodeJSON(w io.Writer, out *lang.Outcome, arts []artifact.Artifact) err
 			return err
 		}
 		extra["artifacts_truncated"] = out.Result.FilesTruncated
+		if out.Result.FilesError != "" {
+			extra["artifacts_error"] = out.Result.FilesError
+		}
 	}
 	for k, v := range extra {
 		base[k] = v
@@ -254,8 +257,10 @@ func newJudgeCmd() *cobra.Command {
 		tests    string
 		compare  string
 		parallel int
+		fresh    bool
 		asJSON   bool
 		dataDir  string
+		it       interactorFlags
 	)
 	c := &cobra.Command{
 		Use:   "judge --lang LANG --tests DIR [flags] SOURCE",
@@ -263,14 +268,30 @@ func newJudgeCmd() *cobra.Command {
 		Long: `Compile SOURCE once, run it against every test case of DIR (NAME.in is its
 stdin, NAME.out the expected stdout; optional NAME.limits is a JSON object
 overriding limits for that case, e.g. {"timeout":"2s","memory":"64M"}),
-each in a fresh sandbox, and give a verdict per case: AC, WA, TLE, MLE, RE,
-OLE. The overall verdict is the first case (in natural order of NAME) that
+each as a fresh process with its own limits, and give a verdict per case:
+AC, WA, TLE, MLE, RE, OLE. Cases run in a worker sandbox set up once and
+cleaned between cases (every process killed; home, /tmp, /var/tmp,
+/dev/shm emptied; the program placed again; cgroup counters reset);
+--fresh-sandboxes gives every case a sandbox of its own instead. The overall verdict is the first case (in natural order of NAME) that
 is not AC, AC if all are, or CE when SOURCE does not compile.
 
 Exit status: 0 for AC, 1 for any other verdict, 2 for bad usage, 125 when a
 sandbox could not be set up. --json prints {"verdict","language","compile",
 "cases":[{"name","verdict","status","exit_code","time_ms","wall_ms",
-"memory_bytes"}]} where time_ms is CPU time.`,
+"memory_bytes"}]} where time_ms is CPU time.
+
+Interactive problems: --interactor FILE --interactor-lang LANG runs, for
+each case, the submission and the interactor at once, each in a sandbox of
+its own: the submission's stdout is the interactor's stdin and the
+interactor's stdout the submission's stdin. The interactor finds NAME.in as
+input.txt and NAME.out (optional here) as answer.txt in its home directory, and is called
+with the arguments input.txt output.txt answer.txt (as testlib's
+interactors expect). Its exit status decides: 0 AC, 1 WA, 2 PE; any other
+status, a signal or a limit of its own is JE (judge error), not the
+submission's fault. The submission's TLE, MLE and OLE come first, then JE,
+then the submission's RE. --interactor-limits takes a JSON object as the
+.limits files do (default: the default limits, 30 s wall time); keep its
+timeout above the submission's so a deadlock is the submission's TLE.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) != 1 {
 				return usageErrorf("give exactly one SOURCE file (or - for stdin)")
@@ -299,7 +320,15 @@ sandbox could not be set up. --json prints {"verdict","language","compile",
 			if parallel < 1 {
 				return usageErrorf("--parallel must be at least 1")
 			}
-			cases, err := judge.LoadCases(tests, l)
+			inter, err := it.resolve()
+			if err != nil {
+				return err
+			}
+			load := judge.LoadCases
+			if inter != nil {
+				load = judge.LoadInteractiveCases
+			}
+			cases, err := load(tests, l)
 			if err != nil {
 				return usageErrorf("--tests: %v", err)
 			}
@@ -311,12 +340,12 @@ sandbox could not be set up. --json prints {"verdict","language","compile",
 			if err != nil {
 				return runFailure(cmd, asJSON, err)
 			}
-			rep, err := judge.Judge(cmd.Context(), ex, lg, src, cases, judge.Options{Limits: l, Compare: cmp, Parallel: parallel})
+			rep, err := judge.Judge(cmd.Context(), ex, lg, src, cases, judge.Options{Limits: l, Compare: cmp, Parallel: parallel, FreshSandboxes: fresh, Interactor: inter})
 			if err != nil {
 				switch {
 				case errors.Is(err, lang.ErrUnavailable):
 					return &exitError{code: exitFailure, err: err}
-				case errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid):
+				case errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) || errors.Is(err, judge.ErrInteractor):
 					return &exitError{code: exitUsage, err: err}
 				}
 				return &exitError{code: exitInternal, err: err}
@@ -341,6 +370,11 @@ sandbox could not be set up. --json prints {"verdict","language","compile",
 					fmt.Fprintf(tw, "%s\t%s\t%.1f\t%.1f\t%s\n", cr.Name, cr.Verdict, cr.TimeMS, cr.WallMS, limits.FormatBytes(cr.MemoryBytes))
 				}
 				tw.Flush()
+				for _, cr := range rep.Cases {
+					if cr.Interactor != nil && cr.Verdict != judge.AC {
+						fmt.Fprintf(cmd.ErrOrStderr(), "case %s: interactor %s (exit %d): %s\n", cr.Name, cr.Interactor.Status, cr.Interactor.ExitCode, strings.TrimSpace(cr.Interactor.Stderr))
+					}
+				}
 				fmt.Fprintln(cmd.OutOrStdout(), "verdict:", rep.Verdict)
 			}
 			if rep.Verdict != judge.AC {
@@ -355,7 +389,53 @@ sandbox could not be set up. --json prints {"verdict","language","compile",
 	fl.StringVar(&tests, "tests", "", "directory of NAME.in / NAME.out test cases")
 	fl.StringVar(&compare, "compare", "lines", "output comparison: exact, lines (ignore trailing whitespace), tokens, float:EPS")
 	fl.IntVar(&parallel, "parallel", 1, "cases run at the same time")
+	fl.BoolVar(&fresh, "fresh-sandboxes", false, "run every case in a sandbox of its own instead of a worker sandbox cleaned between cases (slower)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdicts")
 	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "SoulBox data directory")
+	it.register(c)
 	return c
+}
+
+// interactorFlags are soulbox judge's interactive-problem flags.
+type interactorFlags struct{ file, lang, limits string }
+
+func (f *interactorFlags) register(c *cobra.Command) {
+	fl := c.Flags()
+	fl.StringVar(&f.file, "interactor", "", "interactive problem: source of the interactor program (see the description)")
+	fl.StringVar(&f.lang, "interactor-lang", "", "language of --interactor")
+	fl.StringVar(&f.limits, "interactor-limits", "", `limits of the interactor as JSON, e.g. {"timeout":"10s","memory":"256M"}`)
+}
+
+// resolve returns the interactor asked for, or nil.
+func (f *interactorFlags) resolve() (*judge.Interactor, error) {
+	if f.file == "" {
+		if f.lang != "" || f.limits != "" {
+			return nil, usageErrorf("--interactor-lang and --interactor-limits need --interactor")
+		}
+		return nil, nil
+	}
+	if f.lang == "" {
+		return nil, usageErrorf("--interactor needs --interactor-lang")
+	}
+	lg, err := lookupLang(f.lang)
+	if err != nil {
+		return nil, err
+	}
+	l := limits.Defaults()
+	if f.limits != "" {
+		if l, err = judge.ParseLimits([]byte(f.limits), l); err != nil {
+			return nil, usageErrorf("--interactor-limits: %v", err)
+		}
+	}
+	if err := l.Validate(limits.Maximums()); err != nil {
+		return nil, &exitError{code: exitUsage, err: fmt.Errorf("--interactor-limits: %w", err)}
+	}
+	src, err := os.ReadFile(f.file)
+	if err != nil {
+		return nil, usageErrorf("--interactor: %v", err)
+	}
+	if len(src) > maxSource {
+		return nil, usageErrorf("--interactor: larger than %d bytes", maxSource)
+	}
+	return &judge.Interactor{Lang: lg, Source: src, Limits: l}, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
+	"github.com/soulbox-dev/soulbox/internal/runpool"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 )
 
@@ -63,6 +64,7 @@ func newRunCmd() *cobra.Command {
 		copyIn  []string
 		env     []string
 		asJSON  bool
+		noPool  bool
 		dataDir string
 		code    codeFlags
 	)
@@ -73,6 +75,11 @@ func newRunCmd() *cobra.Command {
 cgroup namespaces, an overlay root of the host's /usr with a curated /etc, a
 cgroup with the limits below, seccomp, and no capabilities. The command runs as
 uid 1000 "user" in /home/user.
+
+When a daemon (soulbox serve) runs with the same --data-dir, the sandbox is
+one the daemon set up ahead of demand (its run pool), used once; runs with
+--copy-in, network flags, another --disk size or limits above the defaults,
+and --no-pool, set up their own.
 
 Without --json the program's output is passed through and soulbox exits with the
 program's exit status. With --json it prints exactly one JSON object:
@@ -141,6 +148,20 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 			if !asJSON {
 				spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			}
+			if !noPool && spec.Egress == nil && len(spec.CopyIn) == 0 {
+				// A sandbox a daemon on this host set up ahead of demand.
+				req := runpool.Request{Argv: spec.Argv, Env: spec.Env, Limits: spec.Limits, Stream: !asJSON}
+				res, err := runpool.Run(cmd.Context(), dataDir, req, spec.Stdin, spec.Stdout, spec.Stderr)
+				switch {
+				case err == nil:
+					logger(cmd).Debug("ran in a sandbox from the daemon's run pool")
+					return reportRun(cmd, res, asJSON)
+				case errors.Is(err, runtime.ErrInvalidSpec):
+					return &exitError{code: exitUsage, err: err}
+				case !errors.Is(err, runpool.ErrCold):
+					return runFailure(cmd, asJSON, err)
+				}
+			}
 			rt, err := runtime.New(cmd.Context(), rcfg)
 			if err != nil {
 				return runFailure(cmd, asJSON, err)
@@ -155,16 +176,7 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 				}
 				return runFailure(cmd, asJSON, err)
 			}
-			if asJSON {
-				return res.WriteJSON(cmd.OutOrStdout())
-			}
-			if res.Status != runtime.StatusOK && res.Status != runtime.StatusRE {
-				fmt.Fprintf(cmd.ErrOrStderr(), "soulbox: %s\n", describe(res))
-			}
-			if res.ExitCode != 0 {
-				return &exitError{code: res.ExitCode, err: errors.New("")}
-			}
-			return nil
+			return reportRun(cmd, res, asJSON)
 		},
 	}
 	lf.register(c)
@@ -175,9 +187,25 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 	fl.StringArrayVar(&copyIn, "copy-in", nil, "copy a host file into /home/user: NAME=HOSTPATH (repeatable)")
 	fl.StringArrayVar(&env, "env", nil, "set an environment variable: KEY=VALUE (repeatable)")
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdict, output and measurements")
+	fl.BoolVar(&noPool, "no-pool", false, "always set up the sandbox here, even when a daemon with this --data-dir has one ready")
 	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "SoulBox data directory")
 	code.register(c)
 	return c
+}
+
+// reportRun prints a run's result: the JSON object, or a note on stderr
+// for limit verdicts; the exit status is the program's.
+func reportRun(cmd *cobra.Command, res *runtime.Result, asJSON bool) error {
+	if asJSON {
+		return res.WriteJSON(cmd.OutOrStdout())
+	}
+	if res.Status != runtime.StatusOK && res.Status != runtime.StatusRE {
+		fmt.Fprintf(cmd.ErrOrStderr(), "soulbox: %s\n", describe(res))
+	}
+	if res.ExitCode != 0 {
+		return &exitError{code: res.ExitCode, err: errors.New("")}
+	}
+	return nil
 }
 
 // runFailure reports a sandbox that could not be set up: as a JSON object

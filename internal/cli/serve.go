@@ -31,8 +31,8 @@ leaves them running; the next start adopts them.`,
 			if cfg.DefaultTimeout <= 0 || cfg.MaxTimeout < cfg.DefaultTimeout {
 				return usageErrorf("--default-timeout must be positive and at most --max-timeout")
 			}
-			if cfg.Pool < 0 {
-				return usageErrorf("--pool must not be negative")
+			if cfg.Pool < 0 || cfg.RunPool < 0 {
+				return usageErrorf("--pool and --run-pool must not be negative")
 			}
 			var err error
 			if cfg.Max, err = adminMaximums(maxMemory, maxDisk, maxCPUs, maxPids); err != nil {
@@ -69,6 +69,7 @@ leaves them running; the next start adopts them.`,
 	fl.DurationVar(&cfg.MaxTimeout, "max-timeout", 24*time.Hour, "largest timeout a client may set")
 	fl.IntVar(&cfg.MaxSandboxes, "max-sandboxes", 2000, "most live sandboxes at once")
 	fl.IntVar(&cfg.Pool, "pool", 4, "sandboxes kept started ahead of demand, for fast creates (0: none)")
+	fl.IntVar(&cfg.RunPool, "run-pool", 4, "one-shot sandboxes kept ready for `soulbox run` on this host with the same --data-dir, each used once (0: none)")
 	nf.register(fl)
 	def := limits.Maximums()
 	fl.StringVar(&maxMemory, "max-memory", limits.FormatBytes(def.MemoryBytes), "largest memory limit a sandbox may ask for")

@@ -18,6 +18,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/lang"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
+	"github.com/soulbox-dev/soulbox/internal/runpool"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
@@ -33,6 +34,9 @@ type Config struct {
 	MaxTimeout      time.Duration
 	MaxSandboxes    int
 	Pool            int // sandboxes kept started ahead of demand
+	// RunPool one-shot sandboxes are kept ready for `soulbox run` on the
+	// same host (internal/runpool); 0: none.
+	RunPool int
 	// Max are the administrator's maximums for every limit; the zero
 	// value means limits.Maximums().
 	Max limits.Limits
@@ -77,6 +81,13 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("recovering sandboxes", "err", err)
 	}
 	mgr.StartPool(cfg.Pool)
+	if cfg.RunPool > 0 {
+		rp := runpool.NewServer(rt, cfg.RunPool, log)
+		defer rp.Close()
+		if err := rp.Listen(cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

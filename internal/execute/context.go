@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,6 +56,7 @@ type ContextInfo struct {
 // Kernel is one code context: a kernel process in a sandbox.
 type Kernel struct {
 	id, language, cwd string
+	def               bool // a default context (Contexts.Default)
 	agent             *Agent
 
 	exec sync.Mutex // one execution at a time
@@ -81,7 +83,7 @@ func (k *Kernel) start(ctx context.Context) error {
 	yes := true
 	cwd := k.cwd
 	k.mu.Lock()
-	tag := "soulbox-context-" + k.id + "-" + strconv.Itoa(k.gen+1)
+	tag := kernelTag{id: k.id, gen: k.gen + 1, def: k.def}.String()
 	k.mu.Unlock()
 	cfg := &pb.ProcessConfig{Cmd: kd.argv[0], Args: kd.argv[1:], Envs: envMap(l.RunEnv(), nil), Cwd: &cwd}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -99,14 +101,29 @@ func (k *Kernel) start(ctx context.Context) error {
 	k.gen++
 	gen := k.gen
 	k.mu.Unlock()
-	go k.follow(stream, cancel, gen)
+	go k.follow(startEvents(stream), cancel, gen)
 	return nil
 }
 
+// events is a stream of a process's events: Start's or Connect's.
+type events struct {
+	receive func() bool
+	event   func() *pb.ProcessEvent
+	close   func() error
+}
+
+func startEvents(s *connect.ServerStreamForClient[pb.StartResponse]) events {
+	return events{s.Receive, func() *pb.ProcessEvent { return s.Msg().GetEvent() }, s.Close}
+}
+
+func connectEvents(s *connect.ServerStreamForClient[pb.ConnectResponse]) events {
+	return events{s.Receive, func() *pb.ProcessEvent { return s.Msg().GetEvent() }, s.Close}
+}
+
 // follow reads the kernel's output until it ends.
-func (k *Kernel) follow(stream *connect.ServerStreamForClient[pb.StartResponse], cancel context.CancelFunc, gen int) {
+func (k *Kernel) follow(stream events, cancel context.CancelFunc, gen int) {
 	defer cancel()
-	defer stream.Close()
+	defer func() { _ = stream.close() }()
 	sp := lineSplitter{max: MaxKernelLine}
 	deliver := func(id string, ev ContextEvent) {
 		k.mu.Lock()
@@ -116,8 +133,8 @@ func (k *Kernel) follow(stream *connect.ServerStreamForClient[pb.StartResponse],
 			sink(id, ev)
 		}
 	}
-	for stream.Receive() {
-		ev := stream.Msg().GetEvent()
+	for stream.receive() {
+		ev := stream.event()
 		if d := ev.GetData(); d != nil {
 			if b := d.GetStderr(); len(b) > 0 {
 				deliver("", ContextEvent{Type: "stderr", Text: validUTF8(string(b))})
@@ -155,8 +172,14 @@ func (k *Kernel) follow(stream *connect.ServerStreamForClient[pb.StartResponse],
 // and error events and, last, end. A zero timeout means none; at the
 // timeout or when ctx ends, the execution is interrupted.
 func (k *Kernel) Execute(ctx context.Context, code string, timeout time.Duration, emit func(ContextEvent)) error {
-	if len(code) > maxCodeBytes {
-		return fmt.Errorf("%w: code over %d bytes", ErrBadRequest, maxCodeBytes)
+	return k.ExecuteEnv(ctx, code, nil, timeout, emit)
+}
+
+// ExecuteEnv is Execute with environment variables set in the kernel for
+// this execution only (the earlier values come back after it).
+func (k *Kernel) ExecuteEnv(ctx context.Context, code string, env map[string]string, timeout time.Duration, emit func(ContextEvent)) error {
+	if err := CheckExecution(code, env); err != nil {
+		return err
 	}
 	k.exec.Lock()
 	defer k.exec.Unlock()
@@ -206,7 +229,7 @@ func (k *Kernel) Execute(ctx context.Context, code string, timeout time.Duration
 		k.sink = nil
 		k.mu.Unlock()
 	}()
-	line, _ := json.Marshal(map[string]string{"type": "execute", "id": id, "code": code})
+	line, _ := json.Marshal(map[string]any{"type": "execute", "id": id, "code": code, "env": env})
 	line = append(line, '\n')
 	sel := &pb.ProcessSelector{Selector: &pb.ProcessSelector_Pid{Pid: pid}}
 	for off := 0; off < len(line); off += 1 << 20 {
@@ -242,6 +265,36 @@ func (k *Kernel) Execute(ctx context.Context, code string, timeout time.Duration
 			return ctx.Err()
 		}
 	}
+}
+
+// Caps on the environment of one execution.
+const (
+	maxExecEnvVars  = 256
+	maxExecEnvBytes = 1 << 20
+)
+
+// CheckExecution reports the ErrBadRequest ExecuteEnv would refuse code
+// and env with: code over the size cap, variables a kernel could not set
+// (empty names, names with '=' or NUL, values with NUL), too many or too
+// large.
+func CheckExecution(code string, env map[string]string) error {
+	if len(code) > maxCodeBytes {
+		return fmt.Errorf("%w: code over %d bytes", ErrBadRequest, maxCodeBytes)
+	}
+	if len(env) > maxExecEnvVars {
+		return fmt.Errorf("%w: at most %d environment variables", ErrBadRequest, maxExecEnvVars)
+	}
+	n := 0
+	for k, v := range env {
+		n += len(k) + len(v)
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.ContainsRune(v, 0) {
+			return fmt.Errorf("%w: environment variable %q: names must be non-empty without '=' or NUL, values without NUL", ErrBadRequest, k)
+		}
+	}
+	if n > maxExecEnvBytes {
+		return fmt.Errorf("%w: environment variables over %d bytes", ErrBadRequest, maxExecEnvBytes)
+	}
+	return nil
 }
 
 // Interrupt sends SIGINT to the kernel: the running execution ends with
@@ -290,20 +343,94 @@ func (k *Kernel) Restart(ctx context.Context) error {
 	return k.start(ctx)
 }
 
-// Contexts holds the code contexts of every sandbox.
+// Contexts holds the code contexts of every sandbox. It is safe for
+// concurrent use. The registry lives in the daemon's memory, but a
+// sandbox's kernels outlive the daemon: the first call about a sandbox
+// (every method but Forget takes its agent) finds the kernels already
+// running in it (see discover) and adopts them, so contexts survive a
+// daemon restart. Forget drops a sandbox that is gone.
 type Contexts struct {
 	mu  sync.Mutex
-	box map[string]map[string]*Kernel
+	box map[string]*box
+}
+
+// box is the contexts of one sandbox.
+type box struct {
+	load   sync.Mutex // held while its kernels are discovered
+	loaded bool       // under load
+	def    sync.Mutex // held while a default context is found or started
+
+	kernels map[string]*Kernel // under Contexts.mu
 }
 
 // NewContexts returns an empty registry.
-func NewContexts() *Contexts { return &Contexts{box: map[string]map[string]*Kernel{}} }
+func NewContexts() *Contexts { return &Contexts{box: map[string]*box{}} }
 
 // Languages lists the languages contexts support.
 func ContextLanguages() []string { return []string{"javascript", "python"} }
 
+// boxOf returns the sandbox's contexts, made on first use and, with an
+// agent, with the kernels already running in the sandbox adopted. A nil
+// agent (a sandbox that cannot answer, paused) skips the discovery: only
+// the contexts known so far are seen.
+func (c *Contexts) boxOf(ctx context.Context, sandboxID string, a *Agent) (*box, error) {
+	c.mu.Lock()
+	b := c.box[sandboxID]
+	if b == nil {
+		b = &box{kernels: map[string]*Kernel{}}
+		c.box[sandboxID] = b
+	}
+	c.mu.Unlock()
+	if a == nil {
+		return b, nil
+	}
+	b.load.Lock()
+	defer b.load.Unlock()
+	if b.loaded {
+		return b, nil
+	}
+	if err := c.adopt(ctx, sandboxID, b, a); err != nil {
+		return nil, err
+	}
+	b.loaded = true
+	return b, nil
+}
+
 // Create starts a context in a sandbox. cwd "" is the user's home.
 func (c *Contexts) Create(ctx context.Context, sandboxID string, a *Agent, language, cwd string) (*Kernel, error) {
+	b, err := c.boxOf(ctx, sandboxID, a)
+	if err != nil {
+		return nil, err
+	}
+	return c.create(ctx, sandboxID, b, a, language, cwd, false)
+}
+
+// Default returns the sandbox's default context of a language (E2B's
+// code interpreter runs code that names no context in it), started on
+// first use. Default contexts are ordinary contexts otherwise: listed,
+// deleted (the next Default starts another) and restarted like any.
+func (c *Contexts) Default(ctx context.Context, sandboxID string, a *Agent, language string) (*Kernel, error) {
+	b, err := c.boxOf(ctx, sandboxID, a)
+	if err != nil {
+		return nil, err
+	}
+	b.def.Lock()
+	defer b.def.Unlock()
+	var found *Kernel
+	c.mu.Lock()
+	for _, k := range b.kernels {
+		if k.def && k.language == language && (found == nil || k.id < found.id) {
+			found = k
+		}
+	}
+	c.mu.Unlock()
+	if found != nil {
+		return found, nil
+	}
+	return c.create(ctx, sandboxID, b, a, language, "", true)
+}
+
+func (c *Contexts) create(ctx context.Context, sandboxID string, b *box, a *Agent, language, cwd string, def bool) (*Kernel, error) {
 	l, ok := lang.Lookup(language)
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown language %q", ErrBadRequest, language)
@@ -317,20 +444,17 @@ func (c *Contexts) Create(ctx context.Context, sandboxID string, a *Agent, langu
 	if cwd[0] != '/' || len(cwd) > 4096 {
 		return nil, fmt.Errorf("%w: cwd must be an absolute path", ErrBadRequest)
 	}
-	k := &Kernel{id: newID(), language: l.Name, cwd: cwd, agent: a}
+	k := &Kernel{id: newID(), language: l.Name, cwd: cwd, def: def, agent: a}
 	c.mu.Lock()
-	if len(c.box[sandboxID]) >= MaxContexts {
+	if len(b.kernels) >= MaxContexts {
 		c.mu.Unlock()
 		return nil, fmt.Errorf("%w (%d)", ErrTooManyContexts, MaxContexts)
 	}
-	if c.box[sandboxID] == nil {
-		c.box[sandboxID] = map[string]*Kernel{}
-	}
-	c.box[sandboxID][k.id] = k // reserve the slot
+	b.kernels[k.id] = k // reserve the slot
 	c.mu.Unlock()
 	if err := k.start(ctx); err != nil {
 		c.mu.Lock()
-		delete(c.box[sandboxID], k.id)
+		delete(b.kernels, k.id)
 		c.mu.Unlock()
 		return nil, err
 	}
@@ -338,10 +462,14 @@ func (c *Contexts) Create(ctx context.Context, sandboxID string, a *Agent, langu
 }
 
 // Get finds a context of a sandbox.
-func (c *Contexts) Get(sandboxID, id string) (*Kernel, error) {
+func (c *Contexts) Get(ctx context.Context, sandboxID string, a *Agent, id string) (*Kernel, error) {
+	b, err := c.boxOf(ctx, sandboxID, a)
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k, ok := c.box[sandboxID][id]
+	k, ok := b.kernels[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrContextNotFound, id)
 	}
@@ -349,10 +477,14 @@ func (c *Contexts) Get(sandboxID, id string) (*Kernel, error) {
 }
 
 // List describes the contexts of a sandbox, sorted by id.
-func (c *Contexts) List(sandboxID string) []ContextInfo {
+func (c *Contexts) List(ctx context.Context, sandboxID string, a *Agent) ([]ContextInfo, error) {
+	b, err := c.boxOf(ctx, sandboxID, a)
+	if err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
-	ks := make([]*Kernel, 0, len(c.box[sandboxID]))
-	for _, k := range c.box[sandboxID] {
+	ks := make([]*Kernel, 0, len(b.kernels))
+	for _, k := range b.kernels {
 		ks = append(ks, k)
 	}
 	c.mu.Unlock()
@@ -361,14 +493,18 @@ func (c *Contexts) List(sandboxID string) []ContextInfo {
 		out = append(out, k.Info())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-	return out
+	return out, nil
 }
 
 // Delete kills a context's kernel and forgets it.
-func (c *Contexts) Delete(ctx context.Context, sandboxID, id string) error {
+func (c *Contexts) Delete(ctx context.Context, sandboxID string, a *Agent, id string) error {
+	b, err := c.boxOf(ctx, sandboxID, a)
+	if err != nil {
+		return err
+	}
 	c.mu.Lock()
-	k, ok := c.box[sandboxID][id]
-	delete(c.box[sandboxID], id)
+	k, ok := b.kernels[id]
+	delete(b.kernels, id)
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrContextNotFound, id)
@@ -381,15 +517,27 @@ func (c *Contexts) Delete(ctx context.Context, sandboxID, id string) error {
 // with it).
 func (c *Contexts) Forget(sandboxID string) {
 	c.mu.Lock()
-	ks := c.box[sandboxID]
+	b := c.box[sandboxID]
 	delete(c.box, sandboxID)
+	var ks []*Kernel
+	if b != nil {
+		for _, k := range b.kernels {
+			ks = append(ks, k)
+		}
+	}
 	c.mu.Unlock()
 	for _, k := range ks {
-		k.mu.Lock()
-		k.dead = true
-		if k.cancel != nil {
-			k.cancel()
-		}
-		k.mu.Unlock()
+		k.forget()
+	}
+}
+
+// forget marks the kernel dead and stops following it, without killing
+// it (its sandbox is gone, or it was never adopted).
+func (k *Kernel) forget() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.dead = true
+	if k.cancel != nil {
+		k.cancel()
 	}
 }

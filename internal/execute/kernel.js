@@ -61,7 +61,19 @@ async function pump() {
     cur = String(req.id || '');
     if (req.type === 'execute') {
       try { if (req.cwd) process.chdir(req.cwd); } catch (e) { error(e); }
-      await run(String(req.code || ''));
+      // env (optional) is set for this execution only.
+      const saved = {};
+      for (const [k, v] of Object.entries(req.env || {})) {
+        saved[k] = Object.prototype.hasOwnProperty.call(process.env, k) ? process.env[k] : undefined;
+        process.env[k] = String(v);
+      }
+      try {
+        await run(String(req.code || ''));
+      } finally {
+        for (const [k, v] of Object.entries(saved)) {
+          if (v === undefined) delete process.env[k]; else process.env[k] = v;
+        }
+      }
     }
     send({ type: 'end', execution_count: count });
   }

@@ -1,11 +1,14 @@
 # SoulBox code-context kernel for Python. It runs as the sandbox's user;
 # the daemon writes one JSON object a line to its stdin
-#   {"type": "execute", "id": "...", "code": "..."}
+#   {"type": "execute", "id": "...", "code": "...", "env": {name: value}}
+# (env, optional, is set for this execution only)
 # and reads one JSON object a line from its stdout:
 #   {"id", "type": "stdout"|"stderr", "text"}
 #   {"id", "type": "result", "data": {mime: value}, "main": bool}
 #   {"id", "type": "error", "name", "value", "traceback"}
 #   {"id", "type": "end", "execution_count"}
+# Any other message is answered with its end line alone (the daemon sends
+# {"type": "sync", "id"} to find where a re-attached kernel's output is).
 # A SIGINT interrupts the running execution (KeyboardInterrupt).
 import ast, base64, io, json, os, sys, threading, traceback
 
@@ -19,6 +22,9 @@ _cur = {"id": ""}
 
 
 def _send(msg):
+    if msg["type"] not in ("stdout", "stderr"):
+        for st in _streams:  # what was printed before comes first
+            st.flush()
     msg["id"] = _cur["id"]
     line = json.dumps(msg, default=str)
     with _lock:
@@ -27,8 +33,12 @@ def _send(msg):
 
 
 class _Stream(io.TextIOBase):
+    """Sends whole lines (a partial line on flush, before other output,
+    or past 64 KiB), as a line-buffered terminal would."""
+
     def __init__(self, name):
         self.name = name
+        self.buf = ""
 
     def writable(self):
         return True
@@ -36,9 +46,23 @@ class _Stream(io.TextIOBase):
     def write(self, s):
         if not isinstance(s, str):
             s = str(s)
-        if s:
-            _send({"type": self.name, "text": s})
+        if not s:
+            return 0
+        self.buf += s
+        i = self.buf.rfind("\n")
+        if i >= 0 or len(self.buf) > 65536:
+            n = i + 1 if i >= 0 else len(self.buf)
+            text, self.buf = self.buf[:n], self.buf[n:]
+            for st in _streams:
+                if st is not self:
+                    st.flush()
+            _send({"type": self.name, "text": text})
         return len(s)
+
+    def flush(self):
+        if self.buf:
+            text, self.buf = self.buf, ""
+            _send({"type": self.name, "text": text})
 
     def isatty(self):
         return False
@@ -46,6 +70,7 @@ class _Stream(io.TextIOBase):
 
 sys.stdout = _Stream("stdout")
 sys.stderr = _Stream("stderr")
+_streams = (sys.stdout, sys.stderr)
 sys.stdin = io.StringIO("")
 
 _ns = {"__name__": "__main__", "__builtins__": __builtins__}
@@ -149,6 +174,22 @@ def _run(code):
         _error(e)
 
 
+def _set_env(env):
+    saved = {}
+    for k, v in (env or {}).items():
+        saved[k] = os.environ.get(k)
+        os.environ[k] = v
+    return saved
+
+
+def _restore_env(saved):
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 def main():
     while True:
         try:
@@ -166,9 +207,16 @@ def main():
             if req.get("type") == "execute":
                 if req.get("cwd"):
                     os.chdir(req["cwd"])
-                _run(req.get("code", ""))
+                saved = {}
+                try:
+                    saved = _set_env(req.get("env"))
+                    _run(req.get("code", ""))
+                finally:
+                    _restore_env(saved)
         except KeyboardInterrupt:
             pass
+        except Exception as e:
+            _error(e)
         finally:
             try:
                 sys.stdout.flush()

@@ -25,6 +25,16 @@ const maxCaseFile = 256 << 20
 // reverse) is an error. Only regular files are read, without following
 // symbolic links.
 func LoadCases(dir string, base limits.Limits) ([]Case, error) {
+	return loadCases(dir, base, false)
+}
+
+// LoadInteractiveCases is LoadCases for interactive problems, where
+// NAME.out (the interactor's answer.txt) is optional: absent, it is empty.
+func LoadInteractiveCases(dir string, base limits.Limits) ([]Case, error) {
+	return loadCases(dir, base, true)
+}
+
+func loadCases(dir string, base limits.Limits, optionalOut bool) ([]Case, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
@@ -53,7 +63,7 @@ func LoadCases(dir string, base limits.Limits) ([]Case, error) {
 			return nil, fmt.Errorf("case %s: %w", n, err)
 		}
 		out, err := readRegular(filepath.Join(dir, n+".out"))
-		if err != nil {
+		if err != nil && (!optionalOut || !errors.Is(err, os.ErrNotExist)) {
 			return nil, fmt.Errorf("case %s: %w", n, err)
 		}
 		c := Case{Name: n, Input: in, Output: out}

@@ -1,6 +1,9 @@
 // Package judge runs a submission against test cases: compile once, run
-// each case in a fresh sandbox with its own limits, compare the output,
-// and give a verdict per case and overall. It holds no CLI logic.
+// each case as a fresh process with its own limits (in a worker sandbox
+// cleaned between cases, or a sandbox of its own), compare the output,
+// and give a verdict per case and overall. Interactive problems run the
+// submission against an interactor program instead of comparing output
+// (interactive.go). It holds no CLI logic.
 package judge
 
 import (
@@ -25,6 +28,8 @@ const (
 	RE  = "RE"  // runtime error: non-zero exit, signal, syscall filter, file size
 	OLE = "OLE" // output limit
 	CE  = "CE"  // compile error (submission only)
+	PE  = "PE"  // presentation error (interactive: the interactor exited 2)
+	JE  = "JE"  // judge error (interactive: the interactor failed, not the submission)
 )
 
 // Case is one test: stdin, expected stdout, and optionally its own limits.
@@ -45,6 +50,8 @@ type CaseResult struct {
 	WallMS      float64 `json:"wall_ms"`
 	MemoryBytes int64   `json:"memory_bytes"`
 	Stderr      string  `json:"stderr,omitempty"` // first KiB, for failures
+	// Interactor is the interactor's run (interactive problems only).
+	Interactor *RunInfo `json:"interactor,omitempty"`
 }
 
 // Report is the outcome of a submission.
@@ -59,6 +66,14 @@ type Options struct {
 	Limits   limits.Limits
 	Compare  Comparator // nil: Lines
 	Parallel int        // cases run at once (default 1)
+	// FreshSandboxes runs every case in a sandbox of its own instead of
+	// a worker sandbox cleaned between cases (slower; see runtime.Worker).
+	FreshSandboxes bool
+	// Interactor, if set, makes the problem interactive: each case runs
+	// the submission against it (see runInteractive), in fresh sandboxes;
+	// a case's Input and Output are the interactor's input.txt and
+	// answer.txt, and the submission's stdin is the interactor's stdout.
+	Interactor *Interactor
 }
 
 // Judge compiles source once and runs every case. The returned error is
@@ -72,6 +87,13 @@ func Judge(ctx context.Context, e *lang.Executor, l *lang.Language, source []byt
 	}
 	if o.Parallel < 1 {
 		o.Parallel = 1
+	}
+	var ip *lang.Program
+	if o.Interactor != nil {
+		var err error
+		if ip, err = prepareInteractor(ctx, e, o.Interactor); err != nil {
+			return nil, err
+		}
 	}
 	p, err := e.Prepare(ctx, l, source)
 	if err != nil {
@@ -89,12 +111,23 @@ func Judge(ctx context.Context, e *lang.Executor, l *lang.Language, source []byt
 		firstErr error
 		next     = make(chan int)
 	)
+	wmax := workerLimits(o.Limits, cases)
 	for range o.Parallel {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ws := &workerSlot{e: e, p: p, max: wmax}
+			defer ws.close()
 			for i := range next {
-				cr, err := RunCase(ctx, e, p, cases[i], o)
+				var (
+					cr  CaseResult
+					err error
+				)
+				if ip != nil {
+					cr, err = runInteractive(ctx, e, p, ip, o.Interactor.Limits, cases[i], o)
+				} else {
+					cr, err = ws.runCase(ctx, cases[i], o)
+				}
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -127,17 +160,24 @@ func Judge(ctx context.Context, e *lang.Executor, l *lang.Language, source []byt
 
 // RunCase runs one case of a prepared program in a fresh sandbox.
 func RunCase(ctx context.Context, e *lang.Executor, p *lang.Program, c Case, o Options) (CaseResult, error) {
-	l := o.Limits
-	if c.Limits != nil {
-		l = *c.Limits
+	res, err := e.Runner.Run(ctx, p.Spec(caseLimits(c, o), bytes.NewReader(c.Input)))
+	if err != nil {
+		return CaseResult{}, err
 	}
+	return caseResult(c, o, res), nil
+}
+
+func caseLimits(c Case, o Options) limits.Limits {
+	if c.Limits != nil {
+		return *c.Limits
+	}
+	return o.Limits
+}
+
+func caseResult(c Case, o Options, res *sbrt.Result) CaseResult {
 	cmp := o.Compare
 	if cmp == nil {
 		cmp = Lines{}
-	}
-	res, err := e.Runner.Run(ctx, p.Spec(l, bytes.NewReader(c.Input)))
-	if err != nil {
-		return CaseResult{}, err
 	}
 	cr := CaseResult{
 		Name: c.Name, Status: string(res.Status), ExitCode: res.ExitCode,
@@ -147,7 +187,7 @@ func RunCase(ctx context.Context, e *lang.Executor, p *lang.Program, c Case, o O
 	if cr.Verdict != AC && cr.Verdict != WA {
 		cr.Stderr = string(res.Stderr[:min(len(res.Stderr), 1024)])
 	}
-	return cr, nil
+	return cr
 }
 
 // Verdict maps a run and its output to a case verdict.

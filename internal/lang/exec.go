@@ -133,6 +133,10 @@ func (e *Executor) Prepare(ctx context.Context, l *Language, source []byte) (*Pr
 		rep.Status = "CE"
 		rep.Stderr += "soulbox: the compiler's output is over the size cap\n"
 		return p, nil
+	case res.FilesError != "":
+		// Part of the output is missing: running it would fail in ways
+		// that blame the submission.
+		return nil, fmt.Errorf("compile: collecting the compiler's output: %s", res.FilesError)
 	}
 	for _, f := range res.Files {
 		p.Files = append(p.Files, sbrt.CopyIn{Name: f.Path, Data: f.Data, Mode: os.FileMode(f.Mode)})

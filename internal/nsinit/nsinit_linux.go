@@ -65,6 +65,9 @@ type Config struct {
 	// Agent, if set, makes the init exec the agent of a long-lived sandbox
 	// once the sandbox is set up, instead of running Argv.
 	Agent *AgentConfig
+	// Worker, if set, makes the init run one program per Job it receives
+	// once the sandbox is set up, instead of running Argv (worker_linux.go).
+	Worker *WorkerConfig
 }
 
 // AgentConfig tells the init how to exec the agent.
@@ -89,6 +92,7 @@ const (
 	EventStarted = "started" // the tenant program is running (Pid set)
 	EventError   = "error"   // set-up failed before the program ran (Error set)
 	EventExit    = "exit"    // the tenant program ended (Status, DiskFull set)
+	EventReady   = "ready"   // a worker is clean and waits for its next Job (Dirty set if it cannot be reused)
 )
 
 // Event is a message from the init to the runtime.
@@ -99,6 +103,10 @@ type Event struct {
 	Status   int    `json:"status,omitempty"` // raw wait status of the tenant program
 	DiskFull bool   `json:"disk_full,omitempty"`
 	ExecErr  bool   `json:"exec_error,omitempty"` // the program could not be started
+	Dirty    string `json:"dirty,omitempty"`      // why a worker cannot run another Job
+	// WallMicros is a worker's measure of the program's wall time, from
+	// its fork to its exit (exit events of workers).
+	WallMicros int64 `json:"wall_us,omitempty"`
 	// SetupMicros reports how long each set-up phase took (started events).
 	SetupMicros map[string]int64 `json:"setup_us,omitempty"`
 }
@@ -157,6 +165,9 @@ func run(ctl *os.File) Event {
 		// go away (a daemon restart) without ending it.
 		return Event{Kind: EventError, Error: "exec agent: " + execAgent(cfg.Agent).Error()}
 	}
+	if cfg.Worker != nil {
+		return serveJobs(ctl, cfg.Worker, cfg.Rlimits)
+	}
 	status := reap(pid)
 	exit := Event{Kind: EventExit, Status: int(status), DiskFull: diskFull()}
 	if cfg.Collect != nil {
@@ -188,8 +199,11 @@ func (t *trace) mark(phase string) {
 }
 
 func setupAndStart(cfg *Config, tr *trace, before *snapshot) (int, error) {
-	if len(cfg.Argv) == 0 && cfg.Agent == nil {
+	if len(cfg.Argv) == 0 && cfg.Agent == nil && cfg.Worker == nil {
 		return 0, errors.New("no command")
+	}
+	if cfg.Worker != nil && (cfg.Agent != nil || cfg.Collect != nil) {
+		return 0, errors.New("a worker neither execs an agent nor collects files")
 	}
 	if len(cfg.CgroupTasks) > 0 {
 		// First, so the writable layer's pages are charged to the sandbox.
@@ -219,7 +233,7 @@ func setupAndStart(cfg *Config, tr *trace, before *snapshot) (int, error) {
 		}
 	}
 	var path string
-	if cfg.Agent == nil {
+	if cfg.Agent == nil && cfg.Worker == nil {
 		p, err := execpath.Look(cfg.Argv[0], cfg.Env)
 		if err != nil {
 			return 0, startError{err}
@@ -246,6 +260,15 @@ func setupAndStart(cfg *Config, tr *trace, before *snapshot) (int, error) {
 	if cfg.Collect != nil && cfg.Agent == nil {
 		afterStart = caps.Of(unix.CAP_DAC_READ_SEARCH)
 		keep |= afterStart
+	}
+	if cfg.Worker != nil {
+		// A worker starts programs for its whole life: setuid/setgid as
+		// above; kill, to end what a program leaves behind (it runs as
+		// another uid); sys_resource, to restore its own rlimits after
+		// lowering them for each program (they are inherited). None of
+		// them reaches a program (it runs as uid 1000 with no
+		// capabilities); the bounding set is emptied as for a one-shot init.
+		keep |= caps.Of(unix.CAP_KILL, unix.CAP_SYS_RESOURCE)
 	}
 	var bounding caps.Mask
 	if cfg.Agent != nil {
@@ -275,7 +298,7 @@ func setupAndStart(cfg *Config, tr *trace, before *snapshot) (int, error) {
 		return 0, err
 	}
 	tr.mark("seccomp")
-	if cfg.Agent != nil {
+	if cfg.Agent != nil || cfg.Worker != nil {
 		return 0, nil
 	}
 	if cfg.Collect != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -208,16 +209,23 @@ func makeDev(dev string, shmBytes int64) error {
 	return nil
 }
 
-// copyIn writes one file into the home directory. The sandbox is brand new
-// and nothing inside has run yet, so no tenant-controlled link can be in
-// the way; O_NOFOLLOW and O_EXCL make that explicit.
+// copyIn writes one file into the home directory and closes its source.
 func copyIn(home string, c CopyIn) error {
+	defer unix.Close(c.FD)
+	return PlaceFile(home, c)
+}
+
+// PlaceFile writes the copy-in c into the home directory, owned by the
+// sandbox user. It reads c.FD from offset 0 with pread, so the descriptor
+// (which stays open) can be placed again. The directory must hold nothing
+// the tenant planted (a brand-new sandbox, or a worker's emptied home);
+// O_NOFOLLOW and O_EXCL make that explicit.
+func PlaceFile(home string, c CopyIn) error {
 	name := path.Clean(c.Name)
 	if name == "." || strings.HasPrefix(name, "/") || name == ".." || strings.HasPrefix(name, "../") {
 		return fmt.Errorf("copy-in name %q must be a relative path inside the home directory", c.Name)
 	}
-	in := os.NewFile(uintptr(c.FD), "copy-in")
-	defer in.Close()
+	in := io.NewSectionReader(fdReaderAt(c.FD), 0, math.MaxInt64)
 	dst := home + "/" + name
 	if dir := path.Dir(dst); dir != home {
 		if err := mkdirAllAs(home, strings.TrimPrefix(dir, home+"/")); err != nil {
@@ -240,6 +248,26 @@ func copyIn(home string, c CopyIn) error {
 		return fmt.Errorf("copy-in %s: chown: %w", name, err)
 	}
 	return nil
+}
+
+// fdReaderAt reads a descriptor at explicit offsets (pread), leaving its
+// file offset, shared with every other holder, alone.
+type fdReaderAt int
+
+func (f fdReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	for {
+		n, err := unix.Pread(int(f), p, off)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 && len(p) > 0 {
+			return 0, io.EOF
+		}
+		return n, nil
+	}
 }
 
 func mkdirAllAs(home, rel string) error {

@@ -149,6 +149,7 @@ func (b *Sandbox) Resume() error { return b.sb.cg.Thaw() }
 type Usage struct {
 	cgroup.Stats
 	DiskUsed, DiskTotal int64 // the writable layer, in bytes
+	MemoryCache         int64 // page cache charged to the sandbox, in bytes
 	// Network is the traffic of a sandbox with egress (nil without).
 	Network *netsetup.Stats
 }
@@ -160,6 +161,9 @@ func (b *Sandbox) Usage() (Usage, error) {
 		return Usage{}, err
 	}
 	u := Usage{Stats: st}
+	if mc, err := b.sb.cg.MemoryCache(); err == nil {
+		u.MemoryCache = mc
+	}
 	// statfs only: the path is the init's root, which the kernel resolves
 	// without following anything the tenant controls.
 	var fs unix.Statfs_t

@@ -45,6 +45,10 @@ type Result struct {
 	// asked for them; FilesTruncated when some were left out.
 	Files          []File
 	FilesTruncated bool
+	// FilesError says why collecting the files failed part way (Files
+	// then holds those read before): a stream the runtime refused, or
+	// collection over its time bound.
+	FilesError string
 
 	oomKills int64
 }

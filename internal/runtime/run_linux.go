@@ -413,18 +413,10 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	}
 	stdinW, outR, errR := pipes.inW, pipes.outR, pipes.errR
 	// From here on the init exists: every path below kills and reaps it.
-	var (
-		killOnce sync.Once
-		reason   = notKilled
-	)
-	kill := func(why killReason) {
-		killOnce.Do(func() {
-			reason = why
-			// SIGKILL to the pid namespace's init ends every process in
-			// the namespace. Through the pidfd, never a recycled pid.
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
-		})
-	}
+	// SIGKILL to the pid namespace's init ends every process in the
+	// namespace. Through the pidfd, never a recycled pid.
+	k := &killer{pidfd: pidfd}
+	kill := k.kill
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- reap(pid) }()
 
@@ -484,45 +476,8 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	default:
 		return finish(sb.deathError())
 	}
-	t0 := time.Now()
-	wall := time.NewTimer(l.WallTime)
-	defer wall.Stop()
-	cpuCheck := time.NewTimer(sb.cpuPollInterval(0))
-	defer cpuCheck.Stop()
-
-	var exit nsinit.Event
-	gotExit := false
-loop:
-	for {
-		select {
-		case ev := <-events:
-			if ev.Kind == nsinit.EventExit {
-				exit, gotExit = ev, true
-			}
-			break loop
-		case <-wall.C:
-			kill(killedWall)
-			break loop
-		case <-cpuCheck.C:
-			st, err := sb.cg.Stats()
-			if err == nil && st.CPUUsage >= l.CPUTime {
-				kill(killedCPU)
-				break loop
-			}
-			var used time.Duration
-			if err == nil {
-				used = st.CPUUsage
-			}
-			cpuCheck.Reset(sb.cpuPollInterval(used))
-		case <-outLimitHit:
-			kill(killedOutput)
-			break loop
-		case <-ctx.Done():
-			kill(killedCancel)
-			break loop
-		}
-	}
-	res.Wall = time.Since(t0)
+	exit, gotExit, wallTime := supervise(ctx, events, l, sb.cg, outLimitHit, kill)
+	res.Wall = wallTime
 	sb.trace("ended")
 	// The init exits right after reporting (after sending the files, if
 	// asked for); if it does not, end it.
@@ -548,6 +503,7 @@ loop:
 		c := <-collectDone
 		res.Files, res.FilesTruncated = c.files, c.truncated
 		if c.err != nil {
+			res.FilesError = c.err.Error()
 			sb.rt.log.Warn("collect files", "sandbox", sb.id, "err", c.err)
 		}
 	}
@@ -555,11 +511,72 @@ loop:
 	res.Stdout, res.StdoutTruncated = stdout.bytes(), stdout.truncated
 	res.Stderr, res.StderrTruncated = stderr.bytes(), stderr.truncated
 	sb.collectStats(res)
-	if reason == killedCancel {
+	if k.reason == killedCancel {
 		return res, fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 	}
-	res.classify(reason, exit, gotExit, l)
+	res.classify(k.reason, exit, gotExit, l)
 	return res, nil
+}
+
+// killer ends a run once, for the first reason given, by SIGKILL to an
+// init through its pidfd (every process of its pid namespace dies with it);
+// then, if set, it calls after.
+type killer struct {
+	once   sync.Once
+	reason killReason
+	pidfd  int
+	after  func()
+}
+
+func (k *killer) kill(why killReason) {
+	k.once.Do(func() {
+		k.reason = why
+		unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
+		if k.after != nil {
+			k.after()
+		}
+	})
+}
+
+// supervise waits for the program's exit event while enforcing the wall
+// and CPU-time limits (CPU on the whole cgroup) and the output limit;
+// kill ends the run for a reason. It returns the exit event, if one came,
+// and the wall time from the call.
+func supervise(ctx context.Context, events <-chan nsinit.Event, l limits.Limits, cg *cgroup.Cgroup, outLimitHit <-chan struct{}, kill func(killReason)) (exit nsinit.Event, gotExit bool, wallTime time.Duration) {
+	t0 := time.Now()
+	wall := time.NewTimer(l.WallTime)
+	defer wall.Stop()
+	cpuCheck := time.NewTimer(cpuPollInterval(l, 0))
+	defer cpuCheck.Stop()
+	for {
+		select {
+		case ev, ok := <-events:
+			if ok && ev.Kind == nsinit.EventExit {
+				return ev, true, time.Since(t0)
+			}
+			return exit, false, time.Since(t0)
+		case <-wall.C:
+			kill(killedWall)
+			return exit, false, time.Since(t0)
+		case <-cpuCheck.C:
+			st, err := cg.Stats()
+			if err == nil && st.CPUUsage >= l.CPUTime {
+				kill(killedCPU)
+				return exit, false, time.Since(t0)
+			}
+			var used time.Duration
+			if err == nil {
+				used = st.CPUUsage
+			}
+			cpuCheck.Reset(cpuPollInterval(l, used))
+		case <-outLimitHit:
+			kill(killedOutput)
+			return exit, false, time.Since(t0)
+		case <-ctx.Done():
+			kill(killedCancel)
+			return exit, false, time.Since(t0)
+		}
+	}
 }
 
 // spawn starts the sandbox init in its new namespaces with the given
@@ -684,8 +701,7 @@ func (sb *sandbox) deathError() error {
 
 // cpuPollInterval is how long the CPU-time limit cannot be reached given
 // the usage so far and the CPU quota, clamped to [2ms, 100ms].
-func (sb *sandbox) cpuPollInterval(used time.Duration) time.Duration {
-	l := sb.spec.Limits
+func cpuPollInterval(l limits.Limits, used time.Duration) time.Duration {
 	left := l.CPUTime - used
 	d := time.Duration(float64(left) / math.Max(l.CPUs, 1))
 	return min(max(d, 2*time.Millisecond), 100*time.Millisecond)

@@ -134,6 +134,7 @@ type Manager struct {
 
 	mu      sync.Mutex
 	entries map[string]*entry
+	removed []func(id string) // OnRemoved callbacks, under mu
 	closed  bool
 	pool    *pool // nil without a warm pool
 }
@@ -226,9 +227,16 @@ type LimitsRequest struct {
 	Pids        *int64
 }
 
+// TemplateCodeInterpreter is the template name the E2B code-interpreter
+// SDKs create sandboxes from by default. It is the host template too; a
+// sandbox created from it also answers E2B's code-interpreter protocol on
+// port 49999 (served by the daemon, see internal/codeinterp).
+const TemplateCodeInterpreter = "code-interpreter-v1"
+
 // Templates a sandbox can be created from: "host" is the built-in view of
-// the host's system; "base" is accepted as its alias (the E2B SDKs' default).
-var templates = map[string]bool{"host": true, "base": true}
+// the host's system; "base" (the E2B SDKs' default) and
+// TemplateCodeInterpreter are accepted as its aliases.
+var templates = map[string]bool{"host": true, "base": true, TemplateCodeInterpreter: true}
 
 const (
 	maxMetadata    = 64
@@ -243,7 +251,7 @@ func (m *Manager) validate(r *CreateRequest) (limits.Limits, error) {
 		r.Template = "base"
 	}
 	if !templates[r.Template] {
-		return limits.Limits{}, fmt.Errorf("%w: unknown template %q (available: host, base)", ErrNotFound, r.Template)
+		return limits.Limits{}, fmt.Errorf("%w: unknown template %q (available: host, base, %s)", ErrNotFound, r.Template, TemplateCodeInterpreter)
 	}
 	if r.Timeout == 0 {
 		r.Timeout = m.cfg.DefaultTimeout
@@ -540,8 +548,20 @@ func (m *Manager) remove(ctx context.Context, id string) error {
 	killErr := e.box.Kill()
 	m.mu.Lock()
 	delete(m.entries, id)
+	removed := m.removed
 	m.mu.Unlock()
+	for _, f := range removed {
+		f(id)
+	}
 	return errors.Join(killErr, m.cfg.Store.DeleteSandbox(context.WithoutCancel(ctx), id))
+}
+
+// OnRemoved registers f to be called with the id of every sandbox that
+// goes away (killed, timed out, or dead on its own), after it is gone.
+func (m *Manager) OnRemoved(f func(id string)) {
+	m.mu.Lock()
+	m.removed = append(m.removed, f)
+	m.mu.Unlock()
 }
 
 // SetTimeout makes the sandbox expire d from now (when paused: d after it
@@ -769,6 +789,7 @@ type Target struct {
 	AccessToken        string
 	TrafficAccessToken string // "" when the sandbox's ports are public
 	State              State
+	Template           string
 }
 
 // Target finds a live sandbox by id alone, for the data plane, which
@@ -787,7 +808,7 @@ func (m *Manager) Target(id string) (Target, bool) {
 }
 
 func (e *entry) target() Target {
-	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, TrafficAccessToken: e.rec.TrafficAccessToken, State: e.rec.State}
+	return Target{ID: e.rec.ID, Box: e.box, AccessToken: e.rec.AccessToken, TrafficAccessToken: e.rec.TrafficAccessToken, State: e.rec.State, Template: e.rec.Template}
 }
 
 // Targets returns every live sandbox, of every team (for signed file URLs

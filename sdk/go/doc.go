@@ -15,6 +15,11 @@
 //     removes and watches them;
 //   - Sandbox.DownloadURL and Sandbox.UploadURL make pre-signed file URLs.
 //
+// Client.CodeService is the daemon's gRPC service for running code
+// (execute_code and the judge, soulbox.v1.CodeService), as a connect-go
+// client of the code generated in soulboxpb/v1, speaking gRPC, gRPC-Web
+// or Connect.
+//
 // Every call takes a context.Context. Errors wrap the sentinels ErrNotFound,
 // ErrAuth, ErrTimeout, ErrConflict and ErrInvalid (test with errors.Is),
 // usually through an *APIError carrying the HTTP status or Connect code; a

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	soulbox "github.com/soulbox-dev/soulbox/sdk/go"
+	soulboxv1 "github.com/soulbox-dev/soulbox/sdk/go/soulboxpb/v1"
 )
 
 func Example() {
@@ -141,4 +146,38 @@ func ExampleSandbox_DownloadURL() {
 	sbx, _ := client.Connect(ctx, "sandbox-id")
 	u := sbx.DownloadURL("/home/user/report.pdf", soulbox.URLOptions{Expires: 10 * time.Minute})
 	fmt.Println(strings.Contains(u, "signature="))
+}
+
+// Execute over gRPC: output arrives as typed events while the program
+// runs; the result is the stream's last event.
+func ExampleClient_CodeService() {
+	ctx := context.Background()
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true) // gRPC over http:// needs HTTP/2 without TLS
+	client, err := soulbox.NewClient(soulbox.WithHTTPClient(&http.Client{Transport: &http.Transport{Protocols: &p}}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	code := client.CodeService(connect.WithGRPC())
+	stream, err := code.Execute(ctx, connect.NewRequest(&soulboxv1.ExecuteRequest{
+		SandboxId: "sandbox-id",
+		Language:  "python",
+		Code:      "print(input()[::-1])",
+		Stdin:     []byte("olleh\n"),
+		Timeout:   durationpb.New(10 * time.Second),
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	for stream.Receive() {
+		switch ev := stream.Msg().Event.(type) {
+		case *soulboxv1.ExecuteEvent_Stdout:
+			os.Stdout.Write(ev.Stdout)
+		case *soulboxv1.ExecuteEvent_Result:
+			fmt.Println("status", ev.Result.Status, "exit code", ev.Result.ExitCode)
+		}
+	}
+	if err := stream.Err(); err != nil {
+		log.Fatal(connect.CodeOf(err), err) // e.g. not_found, invalid_argument
+	}
 }

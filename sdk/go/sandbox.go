@@ -59,6 +59,7 @@ type Metric struct {
 	CPUUsedPct float64
 	MemUsed    int64 // bytes
 	MemTotal   int64 // bytes
+	MemCache   int64 // bytes of page cache, files in the sandbox's tmpfs included
 	DiskUsed   int64 // bytes
 	DiskTotal  int64 // bytes
 }
@@ -69,6 +70,7 @@ type metricWire struct {
 	CPUUsedPct    float64 `json:"cpuUsedPct"`
 	MemUsed       int64   `json:"memUsed"`
 	MemTotal      int64   `json:"memTotal"`
+	MemCache      int64   `json:"memCache"`
 	DiskUsed      int64   `json:"diskUsed"`
 	DiskTotal     int64   `json:"diskTotal"`
 }
@@ -212,7 +214,7 @@ func (c *Client) Metrics(ctx context.Context, id string) ([]Metric, error) {
 	for i, w := range wire {
 		ms[i] = Metric{
 			Timestamp: time.Unix(w.TimestampUnix, 0), CPUCount: w.CPUCount, CPUUsedPct: w.CPUUsedPct,
-			MemUsed: w.MemUsed, MemTotal: w.MemTotal, DiskUsed: w.DiskUsed, DiskTotal: w.DiskTotal,
+			MemUsed: w.MemUsed, MemTotal: w.MemTotal, MemCache: w.MemCache, DiskUsed: w.DiskUsed, DiskTotal: w.DiskTotal,
 		}
 	}
 	return ms, nil

@@ -2,8 +2,12 @@
 # Runs the unmodified E2B SDKs (pinned versions, see README.md) against a
 # SoulBox daemon.
 #
-#   test/e2b/run.sh                 every suite: js/2.14.1 js/2.50.0 js/2.51.0 py
+#   test/e2b/run.sh                 every suite: js/2.14.1 js/2.50.0 js/2.51.0 ci/2.8.0 py
 #   test/e2b/run.sh js/2.51.0 py    some of them
+#
+# js/<version> is the e2b npm package, ci/<version> the
+# @e2b/code-interpreter npm package, py the e2b and e2b-code-interpreter
+# PyPI packages.
 #
 # Without SOULBOX_E2B_URL it needs root: it builds bin/soulbox (or uses
 # SOULBOX_BIN), starts a daemon on a free loopback port with a temporary
@@ -16,7 +20,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-all_suites=(js/2.14.1 js/2.50.0 js/2.51.0 py)
+all_suites=(js/2.14.1 js/2.50.0 js/2.51.0 ci/2.8.0 py)
 suites=("$@")
 [ ${#suites[@]} -gt 0 ] || suites=("${all_suites[@]}")
 
@@ -25,7 +29,7 @@ need() { command -v "$1" >/dev/null 2>&1 || die "$1 is required ($2)"; }
 
 for s in "${suites[@]}"; do
 	case $s in
-	js/*) [ -f "$here/$s/package-lock.json" ] || die "unknown suite $s (have: ${all_suites[*]})"
+	js/*|ci/*) [ -f "$here/$s/package-lock.json" ] || die "unknown suite $s (have: ${all_suites[*]})"
 		need node "Node.js 20 or newer"; need npm "npm" ;;
 	py) need python3 "Python 3.11 or newer"
 		python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required" ;;
@@ -55,7 +59,7 @@ install_py() {
 
 for s in "${suites[@]}"; do
 	case $s in
-	js/*) install_js "$here/$s" ;;
+	js/*|ci/*) install_js "$here/$s" ;;
 	py) install_py ;;
 	esac
 done
@@ -118,7 +122,8 @@ for s in "${suites[@]}"; do
 	echo "== $s against $url"
 	case $s in
 	js/*) (cd "$here/$s" && node --test --test-reporter=spec ../e2b.test.mjs) || failed+=("$s") ;;
-	py) (cd "$here/py" && .venv/bin/python -m pytest -q -p no:cacheprovider test_e2b.py) || failed+=("$s") ;;
+	ci/*) (cd "$here/$s" && node --test --test-reporter=spec ../ci.test.mjs) || failed+=("$s") ;;
+	py) (cd "$here/py" && .venv/bin/python -m pytest -q -p no:cacheprovider test_e2b.py test_code_interpreter.py) || failed+=("$s") ;;
 	esac
 done
 if [ ${#failed[@]} -gt 0 ]; then

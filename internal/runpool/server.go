@@ -1,0 +1,351 @@
+package runpool
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/runtime"
+)
+
+// fillers is how many sandboxes are set up at once to refill the pool.
+const fillers = 2
+
+// writeTimeout bounds each write to a client that does not read.
+const writeTimeout = 30 * time.Second
+
+// Server keeps Size one-shot sandboxes ready and runs `soulbox run`
+// requests in them, each sandbox used once.
+type Server struct {
+	rt     *runtime.Runtime
+	spec   runtime.WorkerSpec
+	log    *slog.Logger
+	ready  chan *runtime.Worker
+	ctx    context.Context
+	cancel context.CancelFunc
+	// healthy is set while setting up sandboxes succeeds.
+	healthy atomic.Bool
+	wg      sync.WaitGroup
+	conns   sync.WaitGroup
+}
+
+// NewServer starts filling a pool of size sandboxes with the default run
+// limits of `soulbox run`.
+func NewServer(rt *runtime.Runtime, size int, log *slog.Logger) *Server {
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{rt: rt, spec: runtime.WorkerSpec{Limits: limits.Defaults()}, log: log,
+		ready: make(chan *runtime.Worker, max(size-fillers, 1)), ctx: ctx, cancel: cancel}
+	s.healthy.Store(true) // until a set-up fails
+	for range min(fillers, size) {
+		s.wg.Add(1)
+		go s.fill()
+	}
+	return s
+}
+
+// fill sets up sandboxes as long as the pool has room.
+func (s *Server) fill() {
+	defer s.wg.Done()
+	backoff := 100 * time.Millisecond
+	for s.ctx.Err() == nil {
+		w, err := s.rt.NewWorker(s.ctx, s.spec)
+		if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) || errors.Is(err, runtime.ErrWorkerUnsupported) {
+			s.healthy.Store(false)
+			s.log.Error("run pool disabled", "err", err)
+			return
+		}
+		if err != nil {
+			s.healthy.Store(false)
+			if s.ctx.Err() == nil {
+				s.log.Error("run pool: set up a sandbox", "err", err)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-s.ctx.Done():
+			}
+			backoff = min(2*backoff, 10*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		s.healthy.Store(true)
+		select {
+		case s.ready <- w:
+		case <-s.ctx.Done():
+			w.Close()
+		}
+	}
+}
+
+// maxWait bounds how long a request waits for a sandbox being set up.
+const maxWait = 2 * time.Second
+
+// take returns a ready sandbox or, when none is and the pool is filling
+// normally, the next one set up (it is never slower than the client
+// setting up its own, which would also compete for the CPU); nil if the
+// pool is failing or too slow.
+func (s *Server) take() *runtime.Worker {
+	select {
+	case w := <-s.ready:
+		return w
+	default:
+	}
+	if !s.healthy.Load() {
+		return nil
+	}
+	t := time.NewTimer(maxWait)
+	defer t.Stop()
+	select {
+	case w := <-s.ready:
+		return w
+	case <-t.C:
+		return nil
+	case <-s.ctx.Done():
+		return nil
+	}
+}
+
+// Listen creates the socket in dataDir (for root only) and serves it
+// until Close.
+func (s *Server) Listen(dataDir string) error {
+	p := SocketPath(dataDir)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("run pool socket: %w", err)
+	}
+	// Not through the umask: it is the process's, and sandboxes started
+	// meanwhile would inherit it. Connections are checked (peerIsRoot)
+	// from the first one on.
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	if err != nil {
+		return fmt.Errorf("run pool socket: %w", err)
+	}
+	if err := os.Chmod(p, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("run pool socket: %w", err)
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		<-s.ctx.Done()
+		ln.Close()
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.AcceptUnix()
+			if err != nil {
+				if s.ctx.Err() != nil {
+					return
+				}
+				s.log.Warn("run pool: accept", "err", err)
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			s.conns.Add(1)
+			go func() {
+				defer s.conns.Done()
+				s.serve(c)
+			}()
+		}
+	}()
+	return nil
+}
+
+// Close stops serving, waits for runs in flight, and destroys the ready
+// sandboxes.
+func (s *Server) Close() {
+	s.cancel()
+	s.wg.Wait()
+	s.conns.Wait()
+	for {
+		select {
+		case w := <-s.ready:
+			w.Close()
+		default:
+			return
+		}
+	}
+}
+
+// peerIsRoot reports whether the client runs as root: the socket is for
+// `soulbox run`, which needs root anyway.
+func peerIsRoot(c *net.UnixConn) bool {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return err == nil && cred.Uid == 0
+}
+
+// serve answers one request.
+func (s *Server) serve(c *net.UnixConn) {
+	defer c.Close()
+	fw := &frameWriter{c: c}
+	if !peerIsRoot(c) {
+		fw.write(frameCold, nil) // the client's own set-up reports what it lacks
+		return
+	}
+	req, stdin, err := readRequest(c)
+	if err != nil {
+		fw.write(frameError, []byte(err.Error()))
+		return
+	}
+	defer stdin.Close()
+	w := s.take()
+	if w == nil {
+		fw.write(frameCold, nil)
+		return
+	}
+	if !w.Fits(req.Limits) {
+		// Other disk or /dev/shm sizes, larger limits than a ready
+		// sandbox has, or beyond this daemon's maximums (which the
+		// client's own set-up may allow).
+		// Put it back for a request that fits.
+		select {
+		case s.ready <- w:
+		default:
+			w.Close()
+		}
+		fw.write(frameCold, nil)
+		return
+	}
+	defer w.Close() // used once
+	// From here on the client feeds stdin, so it cannot take the run back.
+	if fw.write(frameAccept, nil) != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	go func() {
+		// The client closes the connection when it is interrupted.
+		var b [1]byte
+		c.Read(b[:])
+		cancel()
+	}()
+	spec := runtime.Spec{Argv: req.Argv, Env: req.Env, Limits: req.Limits, Stdin: stdin}
+	if req.Stream {
+		spec.Stdout = &streamWriter{fw: fw, kind: frameStdout, cancel: cancel}
+		spec.Stderr = &streamWriter{fw: fw, kind: frameStderr, cancel: cancel}
+	}
+	res, err := w.Run(ctx, spec)
+	switch {
+	case err == nil:
+		if req.Stream {
+			res.Stdout, res.Stderr = nil, nil // already sent
+		}
+		b, err := json.Marshal(res)
+		if err != nil {
+			fw.write(frameError, []byte(err.Error()))
+			return
+		}
+		fw.write(frameResult, b)
+	case ctx.Err() != nil:
+		// The client is gone.
+	case errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid):
+		fw.write(frameError, []byte(err.Error()))
+	default:
+		s.log.Warn("run pool: run failed", "err", err)
+		fw.write(frameFailed, []byte(err.Error()))
+	}
+}
+
+// readRequest reads the request frame (a 4-byte length and JSON) and the
+// stdin descriptor that comes with it.
+func readRequest(c *net.UnixConn) (Request, *os.File, error) {
+	buf := make([]byte, 4+maxRequest)
+	oob := make([]byte, unix.CmsgSpace(4))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
+	if err != nil {
+		return Request{}, nil, fmt.Errorf("read request: %w", err)
+	}
+	var fds []int
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for _, m := range msgs {
+			if got, err := unix.ParseUnixRights(&m); err == nil {
+				fds = append(fds, got...)
+			}
+		}
+	}
+	fail := func(err error) (Request, *os.File, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return Request{}, nil, err
+	}
+	if len(fds) != 1 || n < 4 {
+		return fail(errors.New("malformed request"))
+	}
+	size := int(binary.BigEndian.Uint32(buf[:4]))
+	if size > maxRequest {
+		return fail(errors.New("request too large"))
+	}
+	if n < 4+size {
+		if _, err := io.ReadFull(c, buf[n:4+size]); err != nil {
+			return fail(fmt.Errorf("read request: %w", err))
+		}
+	}
+	var req Request
+	if err := json.Unmarshal(buf[4:4+size], &req); err != nil {
+		return fail(fmt.Errorf("decode request: %w", err))
+	}
+	if len(req.Argv) == 0 {
+		return fail(errors.New("no command"))
+	}
+	// Non-blocking, so closing it ends a read in progress; the pipe is
+	// the client's own, made for this run.
+	unix.SetNonblock(fds[0], true)
+	unix.CloseOnExec(fds[0])
+	return req, os.NewFile(uintptr(fds[0]), "stdin"), nil
+}
+
+// frameWriter writes whole frames to the client, one at a time.
+type frameWriter struct {
+	mu   sync.Mutex
+	c    *net.UnixConn
+	fail error
+}
+
+func (f *frameWriter) write(kind byte, p []byte) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return f.fail
+	}
+	f.c.SetWriteDeadline(time.Now().Add(writeTimeout))
+	f.fail = writeFrame(f.c, kind, p)
+	return f.fail
+}
+
+// streamWriter passes a run's output on as frames; a client that stops
+// reading ends the run.
+type streamWriter struct {
+	fw     *frameWriter
+	kind   byte
+	cancel context.CancelFunc
+}
+
+func (w *streamWriter) Write(p []byte) (int, error) {
+	if err := w.fw.write(w.kind, p); err != nil {
+		w.cancel()
+		return 0, err
+	}
+	return len(p), nil
+}

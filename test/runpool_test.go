@@ -1,0 +1,125 @@
+package test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const poolDebugLine = "run pool"
+
+// TestRunPool: with a daemon on the host, `soulbox run` runs in one of
+// the sandboxes the daemon set up ahead of demand — stdin, streamed
+// output and exit status, limit verdicts, the same posture and probe
+// results as any sandbox, cancellation when the command is interrupted —
+// and falls back to its own set-up when the run does not fit a ready one.
+func TestRunPool(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	d := startDaemon(t, dir, "--pool", "0", "--run-pool", "2")
+	sock := filepath.Join(dir, "run.sock")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if fi, err := os.Stat(sock); err == nil {
+			if fi.Mode().Perm() != 0o600 {
+				t.Fatalf("run socket mode %v, want 0600", fi.Mode().Perm())
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no run socket")
+		}
+	}
+	pooled := workersExpected(t)
+	run := func(stdin []byte, flags []string, argv ...string) (stdout, stderr string, code int) {
+		t.Helper()
+		args := append(append([]string{"run", "--data-dir", dir}, flags...), "--")
+		cmd := exec.Command(soulboxBin, append(args, argv...)...)
+		cmd.Env = append(os.Environ(), "SOULBOX_DEBUG=1")
+		cmd.Stdin = bytes.NewReader(stdin)
+		var o, e bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &o, &e
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), cmd.ProcessState.ExitCode()
+	}
+	t.Run("stdio and exit status", func(t *testing.T) {
+		out, errOut, code := run([]byte("hello\n"), nil, "sh", "-c", "read x; echo out:$x; echo oops >&2; id -u; exit 5")
+		if out != "out:hello\n1000\n" || !strings.Contains(errOut, "oops") || code != 5 {
+			t.Fatalf("stdout %q stderr %q exit %d", out, errOut, code)
+		}
+		if strings.Contains(errOut, poolDebugLine) != pooled {
+			t.Errorf("run in the daemon's pool: %v, want %v: %s", !pooled, pooled, errOut)
+		}
+	})
+	t.Run("verdicts", func(t *testing.T) {
+		for _, c := range []struct {
+			flags []string
+			argv  []string
+			want  string
+		}{
+			{[]string{"--memory", "64M"}, []string{"python3", "-c", "bytearray(1 << 30)"}, `"status":"MLE"`},
+			{[]string{"--timeout", "300ms"}, []string{"sleep", "10"}, `"status":"TLE"`},
+			{[]string{"--output-limit", "1K"}, []string{"sh", "-c", "yes"}, `"status":"OLE"`},
+			{nil, []string{"sh", "-c", "kill -SEGV $$"}, `"status":"SG"`},
+		} {
+			out, errOut, _ := run(nil, append([]string{"--json"}, c.flags...), c.argv...)
+			if !strings.Contains(out, c.want) || strings.Contains(errOut, poolDebugLine) != pooled {
+				t.Errorf("%v %v: %s (stderr %s), want %s from the pool", c.flags, c.argv, out, errOut, c.want)
+			}
+		}
+	})
+	t.Run("posture and probe", func(t *testing.T) {
+		probe, err := os.ReadFile(probeBin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The probe arrives on stdin: a pooled run takes no copied files.
+		out, errOut, code := run(probe, nil, "sh", "-c", "cat > /tmp/probe && chmod +x /tmp/probe && /tmp/probe")
+		if code != 0 || strings.Contains(errOut, poolDebugLine) != pooled {
+			t.Fatalf("probe: exit %d, stderr %s", code, errOut)
+		}
+		checkProbe(t, out)
+		arg := fmt.Sprintf("6101.%d", os.Getpid()%1000)
+		cmd := exec.Command(soulboxBin, "run", "--data-dir", dir, "--", "sleep", arg)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pid := waitForProcess(t, "sleep\x00"+arg)
+		waitUntilSleeping(t, pid)
+		checkPosture(t, pid, "run-")
+		// Interrupting the command ends the run (in the daemon's sandbox).
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the pooled run outlived its interrupted command")
+			}
+		}
+	})
+	t.Run("falls back when it does not fit", func(t *testing.T) {
+		for _, flags := range [][]string{{"--disk", "100M"}, {"--memory", "1G"}, {"--no-pool"}} {
+			out, errOut, code := run(nil, flags, "echo", "ok")
+			if out != "ok\n" || code != 0 || strings.Contains(errOut, poolDebugLine) {
+				t.Errorf("%v: stdout %q exit %d stderr %s, want ok from the command's own sandbox", flags, out, code, errOut)
+			}
+		}
+	})
+	if !pooled && !strings.Contains(d.logs.String(), "run pool disabled") {
+		t.Errorf("cgroup v2 before Linux 6.12: the daemon should say its run pool is off:\n%s", d.logs)
+	}
+	d.stop(syscall.SIGTERM)
+	hostClean(t, dir)
+}
