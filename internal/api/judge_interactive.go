@@ -72,6 +72,10 @@ func (s *Server) judgeInteractive(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, fmt.Errorf("%w: this daemon does not judge", errUnsupported))
 		return
 	}
+	if err := checkUpgrade(r); err != nil {
+		s.writeErr(w, err)
+		return
+	}
 	// Authentication is by key, never by cookie: another origin's page
 	// gains nothing it does not already hold.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
