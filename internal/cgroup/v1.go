@@ -123,7 +123,7 @@ func (c *Cgroup) setMemoryV1(bytes int64, hasMemsw bool) error {
 	return second()
 }
 
-func (c *Cgroup) statsV1() (Stats, error) {
+func (c *Cgroup) statsV1(light bool) (Stats, error) {
 	h := c.h
 	var s Stats
 	acct := c.ctl["cpuacct"]
@@ -132,6 +132,18 @@ func (c *Cgroup) statsV1() (Stats, error) {
 		return Stats{}, err
 	}
 	s.CPUUsage = time.Duration(usage)
+	mem := c.ctl["memory"]
+	if light {
+		if s.MemoryPeak, err = h.readInt(mem, "memory.max_usage_in_bytes"); err != nil {
+			return Stats{}, err
+		}
+		oc, err := h.readKeyed(mem, "memory.oom_control")
+		if err != nil {
+			return Stats{}, err
+		}
+		s.OOMKills = oc["oom_kill"]
+		return s, nil
+	}
 	hasSplit, err := h.exists(acct, "cpuacct.usage_user")
 	if err != nil {
 		return Stats{}, err
@@ -155,7 +167,6 @@ func (c *Cgroup) statsV1() (Stats, error) {
 		s.CPUSystem = time.Duration(st["system"]) * time.Second / userHZ
 	}
 
-	mem := c.ctl["memory"]
 	if s.MemoryPeak, err = h.readInt(mem, "memory.max_usage_in_bytes"); err != nil {
 		return Stats{}, err
 	}
@@ -224,11 +235,19 @@ func (c *Cgroup) resetCountersV1() error {
 	if err := h.write(mem, "memory.max_usage_in_bytes", "0"); err != nil {
 		return err
 	}
-	hasMemsw, err := h.exists(mem, "memory.memsw.max_usage_in_bytes")
-	if err != nil {
-		return err
+	// What the kernel offers does not change: asked once per cgroup (a
+	// worker resets its cgroup before every run).
+	if !c.v1feat.known {
+		var err error
+		if c.v1feat.memsw, err = h.exists(mem, "memory.memsw.max_usage_in_bytes"); err != nil {
+			return err
+		}
+		if c.v1feat.split, err = h.exists(acct, "cpuacct.usage_user"); err != nil {
+			return err
+		}
+		c.v1feat.known = true
 	}
-	if hasMemsw {
+	if c.v1feat.memsw {
 		if err := h.write(mem, "memory.memsw.max_usage_in_bytes", "0"); err != nil {
 			return err
 		}
@@ -236,20 +255,26 @@ func (c *Cgroup) resetCountersV1() error {
 	if err := h.write(acct, "cpuacct.usage", "0"); err != nil {
 		return err
 	}
+	// Baselines of what the writes above do not reset, read directly
+	// (not through statsV1, which reads much more).
 	c.base = baseline{}
-	s, err := c.statsV1()
+	oc, err := h.readKeyed(mem, "memory.oom_control")
 	if err != nil {
 		return err
 	}
-	hasSplit, err := h.exists(acct, "cpuacct.usage_user")
+	pe, err := h.readKeyed(c.ctl["pids"], "pids.events")
 	if err != nil {
 		return err
 	}
-	if !hasSplit { // cpuacct.stat is not reset by the cpuacct.usage write
-		c.base.cpuUser, c.base.cpuSystem = s.CPUUser, s.CPUSystem
+	c.base.oomKills, c.base.pidsLimitHits = oc["oom_kill"], pe["max"]
+	if !c.v1feat.split { // cpuacct.stat is not reset by the cpuacct.usage write
+		st, err := h.readKeyed(acct, "cpuacct.stat")
+		if err != nil {
+			return err
+		}
+		c.base.cpuUser = time.Duration(st["user"]) * time.Second / userHZ
+		c.base.cpuSystem = time.Duration(st["system"]) * time.Second / userHZ
 	}
-	c.base.oomKills = s.OOMKills
-	c.base.pidsLimitHits = s.PidsLimitHits
 	return nil
 }
 

@@ -215,6 +215,16 @@ func TestV1StatsAndReset(t *testing.T) {
 	if got != want {
 		t.Errorf("Stats() after Reset = %+v, want %+v", got, want)
 	}
+	// RunStats: the same baselines, only CPU, peak and OOM kills.
+	f.put(t, "cpu,cpuacct/soulbox/sb/cpuacct.usage", "5000000\n")
+	f.put(t, "memory/soulbox/sb/memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n")
+	got, err = c.RunStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Stats{CPUUsage: 5 * time.Millisecond, MemoryPeak: 4096, OOMKills: 1}); got != want {
+		t.Errorf("RunStats() = %+v, want %+v", got, want)
+	}
 }
 
 // Without cpuacct.usage_user, user/system come from cpuacct.stat in

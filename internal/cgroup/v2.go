@@ -133,7 +133,7 @@ func activeSwaps(b []byte) int {
 	return n
 }
 
-func (c *Cgroup) statsV2() (Stats, error) {
+func (c *Cgroup) statsV2(light bool) (Stats, error) {
 	h := c.h
 	d := c.dirs[0]
 	var s Stats
@@ -145,8 +145,10 @@ func (c *Cgroup) statsV2() (Stats, error) {
 	s.CPUUser = usec(cs["user_usec"])
 	s.CPUSystem = usec(cs["system_usec"])
 
-	if s.MemoryCurrent, err = h.readInt(d, "memory.current"); err != nil {
-		return Stats{}, err
+	if !light {
+		if s.MemoryCurrent, err = h.readInt(d, "memory.current"); err != nil {
+			return Stats{}, err
+		}
 	}
 	if c.peak != nil {
 		if s.MemoryPeak, err = readPeak(c.peak); err != nil {
@@ -169,6 +171,9 @@ func (c *Cgroup) statsV2() (Stats, error) {
 	// oom_kill counts every process killed, including the members of a
 	// group kill; oom_group_kill counts group kills.
 	s.OOMKills = max(ev["oom_kill"], ev["oom_group_kill"])
+	if light {
+		return s, nil
+	}
 
 	if s.PidsCurrent, err = h.readInt(d, "pids.current"); err != nil {
 		return Stats{}, err
@@ -262,7 +267,7 @@ func (c *Cgroup) resetCountersV2() error {
 	default:
 		return fmt.Errorf("cgroup: open %s: %w", p, cause(err))
 	}
-	s, err := c.statsV2()
+	s, err := c.statsV2(false)
 	if err != nil {
 		return err
 	}

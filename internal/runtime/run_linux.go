@@ -559,7 +559,7 @@ func supervise(ctx context.Context, events <-chan nsinit.Event, l limits.Limits,
 			kill(killedWall)
 			return exit, false, time.Since(t0)
 		case <-cpuCheck.C:
-			st, err := cg.Stats()
+			st, err := cg.RunStats()
 			if err == nil && st.CPUUsage >= l.CPUTime {
 				kill(killedCPU)
 				return exit, false, time.Since(t0)
@@ -681,7 +681,7 @@ func (sb *sandbox) trace(phase string, args ...any) {
 }
 
 func (sb *sandbox) collectStats(res *Result) {
-	st, err := sb.cg.Stats()
+	st, err := sb.cg.RunStats()
 	if err != nil {
 		sb.rt.log.Warn("cgroup stats", "sandbox", sb.id, "err", err)
 		return
