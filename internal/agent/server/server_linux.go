@@ -48,9 +48,12 @@ type Config struct {
 // agent shares the sandbox's pids cgroup with the tenant: when a fork bomb
 // fills it, the Go runtime cannot create a thread, which it treats as fatal
 // ("newosproc"), and the sandbox would end with its agent. Threads it
-// already has are kept idle and reused, never ended.
+// already has are kept idle and reused, never ended. Each costs about
+// 48 KiB of a sandbox's idle memory: 12 keep an idle sandbox under 3 MiB,
+// its agent alive through a fork bomb (TestResourceExhaustion) and serving
+// 100 commands at once through one (TestThousandConcurrentHostile).
 const (
-	ReservedThreads = 32
+	ReservedThreads = 12
 	PidsReserve     = ReservedThreads + 8
 )
 
