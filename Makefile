@@ -99,9 +99,9 @@ bench: build
 # kernel has no veth module to load) and the language scenarios, compiled
 # languages (javac alone can pass its 60 s compile limit there) and
 # code execution (pandas and matplotlib under software emulation exceed
-# their limits), the 1,000-command storm (minutes under emulation) and the
-# resource-exhaustion cases (their /dev/shm case expects a long-lived
-# sandbox to survive an OOM kill, which v2's memory.oom.group does not do).
+# their limits), the 1,000-command storm and the resource-exhaustion cases
+# (minutes under emulation; a long-lived sandbox surviving an OOM kill on
+# v2, which their /dev/shm case relies on, is TestLongLivedSurvivesOOM).
 VM_SKIP := ^(TestEgress|TestScenario|TestExecuteCode|TestCodeContexts|TestCodeLanguages|TestThousandConcurrentHostile|TestResourceExhaustion)
 
 test-cgroupv2:

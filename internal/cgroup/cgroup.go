@@ -69,6 +69,12 @@ type Limits struct {
 	MemoryBytes int64   // memory.max / memory.limit_in_bytes
 	CPUQuota    float64 // cores, e.g. 0.5; quota = cores × CPUPeriod
 	Pids        int64   // pids.max
+	// OOMOneVictim makes the OOM killer end one process (the one with the
+	// highest oom_score) instead of the whole cgroup (v2 memory.oom.group
+	// 0 instead of 1): for cgroups whose supervisor must survive a tenant's
+	// OOM (a long-lived sandbox's agent, a worker's init). v1 always kills
+	// one victim.
+	OOMOneVictim bool
 }
 
 func (l Limits) validate() error {

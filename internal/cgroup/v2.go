@@ -77,8 +77,12 @@ func (c *Cgroup) applyV2(l Limits, fresh bool) error {
 		return err
 	}
 
-	// On OOM, kill the whole cgroup rather than one victim.
-	if err := h.write(d, "memory.oom.group", "1"); err != nil {
+	// On OOM, kill the whole cgroup rather than one victim, unless asked.
+	group := "1"
+	if l.OOMOneVictim {
+		group = "0"
+	}
+	if err := h.write(d, "memory.oom.group", group); err != nil {
 		return err
 	}
 

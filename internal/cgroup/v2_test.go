@@ -55,6 +55,14 @@ func TestV2CreateWrites(t *testing.T) {
 				{"soulbox/sb-1/memory.oom.group", "1"},
 			},
 		},
+		{
+			name:   "one OOM victim (a long-lived sandbox)",
+			limits: Limits{OOMOneVictim: true},
+			want: []fakeWrite{
+				{"soulbox/sb-1/memory.swap.max", "0"},
+				{"soulbox/sb-1/memory.oom.group", "0"},
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -130,6 +130,7 @@ type sandbox struct {
 	collectR    *os.File   // read end of the collected-files pipe
 	collectW    *os.File   // its write end, closed once passed to the init
 	keepAlive   bool       // long-lived: survives the process that started it
+	worker      bool       // a Worker's sandbox: runs job after job
 	released    bool
 	netSlot     int  // the slot the egress rules are tagged with
 	netAttached bool // egress set up: Detach on release
@@ -156,7 +157,10 @@ func (sb *sandbox) prepare() error {
 	l := sb.spec.Limits
 	// The init is one more process, and a long-lived sandbox's agent has its
 	// threads: tenant code gets the full pids limit.
-	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: pidsMax(l, sb.keepAlive)})
+	// A long-lived sandbox's agent and a worker's init outlive a tenant's
+	// OOM; a one-shot run ends whole (its verdict is MLE either way).
+	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs,
+		Pids: pidsMax(l, sb.keepAlive), OOMOneVictim: sb.keepAlive || sb.worker})
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}

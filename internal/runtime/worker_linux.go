@@ -74,7 +74,7 @@ func (r *Runtime) NewWorker(ctx context.Context, ws WorkerSpec) (_ *Worker, retE
 	if err := r.Validate(&s); err != nil {
 		return nil, err
 	}
-	sb := &sandbox{rt: r, spec: s, id: newID(), lastPhase: time.Now()}
+	sb := &sandbox{rt: r, spec: s, id: newID(), lastPhase: time.Now(), worker: true}
 	defer func() {
 		if retErr != nil {
 			sb.release()
@@ -196,7 +196,7 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	}
 	l := s.Limits
 	sb := w.sb
-	cl := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1}
+	cl := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1, OOMOneVictim: true}
 	var err error
 	if w.applied.set && w.applied.l == cl {
 		err = sb.cg.ResetCounters()
