@@ -49,12 +49,16 @@ type Config struct {
 // fills it, the Go runtime cannot create a thread, which it treats as fatal
 // ("newosproc"), and the sandbox would end with its agent. Threads it
 // already has are kept idle and reused, never ended. Each costs about
-// 48 KiB of a sandbox's idle memory: 12 keep an idle sandbox under 3 MiB,
-// its agent alive through a fork bomb (TestResourceExhaustion) and serving
-// 100 commands at once through one (TestThousandConcurrentHostile).
+// 48 KiB of a sandbox's memory, so the reserve grows with use: 12 at start
+// (an idle sandbox stays under 3 MiB and its agent survives a fork bomb,
+// TestResourceExhaustion), then one more per 4 live processes the agent
+// started, made while it starts them (before any of them can fill the pids
+// limit), up to MaxReservedThreads (100 commands at once through a storm,
+// TestThousandConcurrentHostile).
 const (
-	ReservedThreads = 12
-	PidsReserve     = ReservedThreads + 8
+	ReservedThreads    = 12
+	MaxReservedThreads = 40
+	PidsReserve        = MaxReservedThreads + 8
 )
 
 // reserveThreads makes the Go runtime start n OS threads now: n goroutines
@@ -120,7 +124,7 @@ func serve(cfg Config) error {
 		}
 	}()
 	reserveThreads(ReservedThreads)
-	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
+	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}, reserved: ReservedThreads}
 	go r.run()
 	procs := process.New(process.Config{
 		Env:    cfg.Env,
@@ -185,8 +189,9 @@ func lookupFSUser(name string) (filesystem.User, error) {
 // every child, including orphans re-parented to it, and hands each process
 // the service started its wait status.
 type reaper struct {
-	mu      sync.Mutex
-	waiters map[int]chan syscall.WaitStatus
+	mu       sync.Mutex
+	waiters  map[int]chan syscall.WaitStatus
+	reserved int // OS threads reserved so far (under mu)
 }
 
 var _ process.Waiter = (*reaper)(nil)
@@ -202,6 +207,10 @@ func (r *reaper) Launch(start func() (int, error)) (func() syscall.WaitStatus, e
 	}
 	ch := make(chan syscall.WaitStatus, 1)
 	r.waiters[pid] = ch
+	if want := min(MaxReservedThreads, ReservedThreads+len(r.waiters)/4); want > r.reserved {
+		reserveThreads(want)
+		r.reserved = want
+	}
 	return func() syscall.WaitStatus { return <-ch }, nil
 }
 
