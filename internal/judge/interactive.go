@@ -141,13 +141,8 @@ func runInteractive(ctx context.Context, e *lang.Executor, sub, inter *lang.Prog
 // the submission's runtime error (RE); then the interactor's exit code:
 // 0 AC, 1 WA, 2 PE.
 func InteractiveVerdict(sub, inter *sbrt.Result) string {
-	switch sub.Status {
-	case sbrt.StatusTLE:
-		return TLE
-	case sbrt.StatusMLE:
-		return MLE
-	case sbrt.StatusOLE:
-		return OLE
+	if v, ok := limitVerdict(sub.Status); ok {
+		return v
 	}
 	code := -1
 	switch inter.Status {

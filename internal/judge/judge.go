@@ -192,21 +192,32 @@ func caseResult(c Case, o Options, res *sbrt.Result) CaseResult {
 
 // Verdict maps a run and its output to a case verdict.
 func Verdict(res *sbrt.Result, want []byte, cmp Comparator) string {
+	if v, ok := limitVerdict(res.Status); ok {
+		return v
+	}
 	switch res.Status {
 	case sbrt.StatusOK:
 		if cmp.Equal(res.Stdout, want) {
 			return AC
 		}
 		return WA
-	case sbrt.StatusTLE:
-		return TLE
-	case sbrt.StatusMLE:
-		return MLE
-	case sbrt.StatusOLE:
-		return OLE
 	default: // RE, SG, SV, FSE, XX
 		return RE
 	}
+}
+
+// limitVerdict is the verdict of a run stopped at one of its limits (time,
+// memory, output), if it was.
+func limitVerdict(s sbrt.Status) (string, bool) {
+	switch s {
+	case sbrt.StatusTLE:
+		return TLE, true
+	case sbrt.StatusMLE:
+		return MLE, true
+	case sbrt.StatusOLE:
+		return OLE, true
+	}
+	return "", false
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
