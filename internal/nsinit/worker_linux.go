@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/execpath"
+	"github.com/soulbox-dev/soulbox/internal/fsid"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
 
@@ -224,21 +225,11 @@ func placeFiles(files []rootfs.CopyIn) error {
 	return nil
 }
 
-// asSandboxUser runs fn with the calling thread's file system ids set to
-// the sandbox user's, so the init removes and creates files with exactly
-// the rights (and ownership) of the programs it runs. The init's main
-// goroutine is locked to its thread, which is the only one this changes.
+// asSandboxUser runs fn with the sandbox user's file system ids, so the
+// init removes and creates files with exactly the rights (and ownership)
+// of the programs it runs.
 func asSandboxUser(fn func() error) error {
-	unix.SetfsgidRetGid(rootfs.UserGID)
-	unix.SetfsuidRetUid(rootfs.UserUID)
-	defer func() {
-		unix.SetfsuidRetUid(0)
-		unix.SetfsgidRetGid(0)
-	}()
-	if u, _ := unix.SetfsuidRetUid(-1); u != rootfs.UserUID {
-		return errors.New("cannot act as the sandbox user")
-	}
-	return fn()
+	return fsid.As(rootfs.UserUID, rootfs.UserGID, fn)
 }
 
 // maxCleanDepth bounds the directory depth emptyDir descends.

@@ -4,12 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/fsid"
 )
 
 // childOOMScoreAdj is the oom_score_adj of every process the agent starts:
@@ -42,7 +43,7 @@ func raiseOOMScoreAdj(pid int) error {
 		if err = unix.Stat(path, &st); err != nil {
 			break
 		}
-		if err = asFileOwner(st.Uid, st.Gid, func() error {
+		if err = fsid.As(st.Uid, st.Gid, func() error {
 			return writeProcFile(path, strconv.Itoa(childOOMScoreAdj))
 		}); !errors.Is(err, os.ErrPermission) {
 			break
@@ -59,35 +60,6 @@ func raiseOOMScoreAdj(pid int) error {
 		return fmt.Errorf("set the oom_score_adj of process %d: %w", pid, err)
 	}
 	return nil
-}
-
-// asFileOwner runs fn on a locked OS thread whose file system ids are uid
-// and gid (per thread in Linux; see filesystem.asUser). If they cannot be
-// restored, the goroutine exits still locked and the runtime ends the
-// thread.
-func asFileOwner(uid, gid uint32, fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		uid0, _ := unix.SetfsuidRetUid(-1)
-		gid0, _ := unix.SetfsgidRetGid(-1)
-		unix.SetfsgidRetGid(int(gid))
-		unix.SetfsuidRetUid(int(uid))
-		err := fn()
-		unix.SetfsuidRetUid(uid0)
-		unix.SetfsgidRetGid(gid0)
-		if u, _ := unix.SetfsuidRetUid(-1); u != uid0 {
-			done <- errors.New("cannot restore the agent's file system uid")
-			return // still locked: the thread dies with this goroutine
-		}
-		if g, _ := unix.SetfsgidRetGid(-1); g != gid0 {
-			done <- errors.New("cannot restore the agent's file system gid")
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- err
-	}()
-	return <-done
 }
 
 // exiting reports whether pid has ended or is ending: gone, a zombie, or
