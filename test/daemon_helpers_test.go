@@ -19,6 +19,8 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/soulbox-dev/soulbox/internal/runtime"
+
 	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 	"github.com/soulbox-dev/soulbox/sdk/go/envd/process/processconnect"
 )
@@ -74,6 +76,12 @@ func startDaemon(t testing.TB, dir string, extra ...string) *daemon {
 		d.stop(syscall.SIGKILL)
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", d.logs)
+			logs, _ := filepath.Glob(filepath.Join(dir, "sandboxes", "*", "agent.log"))
+			for _, l := range logs {
+				if b, err := os.ReadFile(l); err == nil && len(b) > 0 {
+					t.Logf("%s:\n%s", l, runtime.CrashExcerpt(b, 4096))
+				}
+			}
 		}
 		// Sandboxes outlive their daemon: end what the test left.
 		destroySandboxes(t, dir)
@@ -226,13 +234,22 @@ func fileExists(p string) bool {
 }
 
 // destroySandboxes kills every sandbox of the data directory (what a
-// daemon leaves running when it stops) and removes their cgroups.
+// daemon leaves running when it stops) and removes their cgroups, nested
+// ones (a long-lived sandbox's tenant cgroup) first.
 func destroySandboxes(t testing.TB, dir string) {
 	prefix := "sbx-" + instanceOf(dir) + "-"
 	cgs, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/" + prefix + "*")
 	v2, _ := filepath.Glob("/sys/fs/cgroup/soulbox/" + prefix + "*")
 	cgs = append(cgs, v2...)
+	var all []string // every cgroup directory, each after those it holds
 	for _, cg := range cgs {
+		nested, _ := filepath.Glob(filepath.Join(cg, "*", "cgroup.procs"))
+		for _, n := range nested {
+			all = append(all, filepath.Dir(n))
+		}
+		all = append(all, cg)
+	}
+	for _, cg := range all {
 		if b, err := os.ReadFile(filepath.Join(cg, "cgroup.procs")); err == nil {
 			for _, f := range strings.Fields(string(b)) {
 				pid, _ := strconv.Atoi(f)
@@ -240,7 +257,7 @@ func destroySandboxes(t testing.TB, dir string) {
 			}
 		}
 	}
-	for _, cg := range cgs {
+	for _, cg := range all {
 		deadline := time.Now().Add(5 * time.Second)
 		for os.Remove(cg) != nil && fileExists(cg) && time.Now().Before(deadline) {
 			// Thaw a paused one (v1 freezer) so its processes can die.

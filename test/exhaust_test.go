@@ -3,6 +3,8 @@ package test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -148,18 +150,29 @@ func TestResourceExhaustion(t *testing.T) {
 	})
 
 	t.Run("fork bomb next to API calls", func(t *testing.T) {
-		// The agent shares the pids cgroup with the tenant. A fork bomb
-		// fills it; meanwhile 40 commands and 40 file writes arrive, so
-		// the agent's Go runtime wants more threads, and a thread it
-		// cannot create is fatal to it. Its threads are reserved at start
-		// (server.ReservedThreads): the commands may fail (no pid left for
-		// them), the sandbox must not end.
+		// A fork bomb fills the tenant's pids limit; meanwhile 40
+		// commands and 40 file writes arrive, so the agent's Go runtime
+		// wants more threads, and a thread it cannot create is fatal to
+		// it. Tenant processes live in a nested cgroup with the tenant's
+		// limit, the agent keeps server.PidsReserve of its own: the
+		// commands may fail (no pid left for them), the sandbox must not
+		// end.
 		s := newSandbox(t, soulbox.Limits{MemoryMB: 512, DiskSizeMB: 64, Pids: 64})
 		bomb, err := s.Commands.Start(ctx, "f(){ f|f& }; f; sleep 30", soulbox.WithTimeout(0), soulbox.WithoutCapture())
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Second)
+		// The bomb ran into the nested cgroup's limit (one more than the
+		// tenant's, for the agent's forking thread), which it never
+		// exceeds.
+		tenant := tenantPidsCgroup(t, s.ID)
+		if max, cur := readCgroupInt(t, tenant, "pids.max"), readCgroupInt(t, tenant, "pids.current"); max != 65 || cur > 65 {
+			t.Errorf("tenant cgroup: pids.max %d, pids.current %d; want 65 and at most 65", max, cur)
+		}
+		if ev, _ := os.ReadFile(filepath.Join(tenant, "pids.events")); strings.TrimSpace(string(ev)) == "max 0" {
+			t.Errorf("tenant cgroup pids.events %q: the fork bomb never hit the limit", ev)
+		}
 		var wg sync.WaitGroup
 		for i := range 40 {
 			wg.Add(2)
@@ -248,4 +261,30 @@ func TestResourceExhaustion(t *testing.T) {
 		}
 		end(t, s)
 	})
+}
+
+// tenantPidsCgroup is the nested cgroup (pids hierarchy on v1) in which a
+// long-lived sandbox's tenant processes run.
+func tenantPidsCgroup(t *testing.T, id string) string {
+	t.Helper()
+	for _, pattern := range []string{"/sys/fs/cgroup/pids/soulbox/sbx-*-" + id + "/tenant", "/sys/fs/cgroup/soulbox/sbx-*-" + id + "/tenant"} {
+		if m, _ := filepath.Glob(pattern); len(m) == 1 {
+			return m[0]
+		}
+	}
+	t.Fatalf("no tenant cgroup for sandbox %s", id)
+	return ""
+}
+
+func readCgroupInt(t *testing.T, dir, file string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("%s/%s: %v", dir, file, err)
+	}
+	return v
 }

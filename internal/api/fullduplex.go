@@ -53,28 +53,45 @@ type guardedBody struct {
 	mu      sync.Mutex // guards stopped and reading
 	stopped bool
 	reading int
-	reads   sync.WaitGroup // reads of rc in progress
+	reads   sync.WaitGroup // reads (and a close) of rc in progress
 }
 
 func (b *guardedBody) Read(p []byte) (int, error) {
-	b.mu.Lock()
-	if b.stopped {
-		b.mu.Unlock()
+	if !b.begin() {
 		return 0, errBodyDone
 	}
-	b.reading++
-	b.reads.Add(1)
-	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.reading--
-		b.mu.Unlock()
-		b.reads.Done()
-	}()
+	defer b.end()
 	return b.rc.Read(p)
 }
 
-func (b *guardedBody) Close() error { return b.rc.Close() }
+// Close is guarded as Read is: closing a server's request body reads what
+// is left of it from the connection. After stop, the server closes it.
+func (b *guardedBody) Close() error {
+	if !b.begin() {
+		return nil
+	}
+	defer b.end()
+	return b.rc.Close()
+}
+
+// begin registers a use of rc, unless stopped.
+func (b *guardedBody) begin() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stopped {
+		return false
+	}
+	b.reading++
+	b.reads.Add(1)
+	return true
+}
+
+func (b *guardedBody) end() {
+	b.mu.Lock()
+	b.reading--
+	b.mu.Unlock()
+	b.reads.Done()
+}
 
 // stop makes every later Read fail and waits for those in progress,
 // calling unblock first if there are any (to end a read that waits for

@@ -160,3 +160,26 @@ func TestGuardedBodyStop(t *testing.T) {
 	g2 := &guardedBody{rc: under}
 	g2.stop(func() { t.Fatal("unblock without a read in progress") })
 }
+
+// closeCounter counts Close calls.
+type closeCounter struct {
+	io.Reader
+	closes int
+}
+
+func (c *closeCounter) Close() error { c.closes++; return nil }
+
+// TestGuardedBodyCloseAfterStop: closing a server's request body reads the
+// rest of it from the connection, so a Close from the transport after the
+// handler has returned must not reach it.
+func TestGuardedBodyCloseAfterStop(t *testing.T) {
+	under := &closeCounter{Reader: strings.NewReader("body")}
+	g := &guardedBody{rc: under}
+	if err := g.Close(); err != nil || under.closes != 1 {
+		t.Fatalf("close before stop: %v, %d closes, want 1", err, under.closes)
+	}
+	g.stop(func() { t.Fatal("unblock without a read in progress") })
+	if err := g.Close(); err != nil || under.closes != 1 {
+		t.Fatalf("close after stop: %v, %d closes, want still 1", err, under.closes)
+	}
+}

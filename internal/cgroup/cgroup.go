@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -69,6 +70,12 @@ type Limits struct {
 	MemoryBytes int64   // memory.max / memory.limit_in_bytes
 	CPUQuota    float64 // cores, e.g. 0.5; quota = cores × CPUPeriod
 	Pids        int64   // pids.max
+	// TenantPids, if positive, creates a nested cgroup (TenantDir) with
+	// this pids.max, for the processes a supervisor living in the cgroup
+	// starts for the tenant (see [Cgroup.TenantFiles]). Pids then bounds
+	// supervisor and tenant together, and the difference is the
+	// supervisor's own: a fork bomb fills only the nested limit.
+	TenantPids int64
 	// OOMOneVictim makes the OOM killer end one process (the one with the
 	// highest oom_score) instead of the whole cgroup (v2 memory.oom.group
 	// 0 instead of 1): for cgroups whose supervisor must survive a tenant's
@@ -83,6 +90,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: memory %d bytes", ErrInvalidLimits, l.MemoryBytes)
 	case l.Pids < 0:
 		return fmt.Errorf("%w: pids %d", ErrInvalidLimits, l.Pids)
+	case l.TenantPids < 0 || (l.TenantPids > 0 && l.Pids > 0 && l.TenantPids > l.Pids):
+		return fmt.Errorf("%w: tenant pids %d (cgroup pids %d)", ErrInvalidLimits, l.TenantPids, l.Pids)
 	case l.CPUQuota < 0 || math.IsNaN(l.CPUQuota) || math.IsInf(l.CPUQuota, 0):
 		return fmt.Errorf("%w: cpu quota %v cores", ErrInvalidLimits, l.CPUQuota)
 	}
@@ -276,7 +285,81 @@ func (h *Hierarchy) Create(name string, l Limits) (_ *Cgroup, retErr error) {
 	if err := c.apply(l, true); err != nil {
 		return nil, err
 	}
+	if l.TenantPids > 0 {
+		d := filepath.Join(c.ctl["pids"], TenantDir)
+		if err := h.fs.Mkdir(d); err != nil {
+			return nil, fmt.Errorf("cgroup: create %s: %w", d, cause(err))
+		}
+		created = append(created, d)
+		c.tenant = d
+		if h.version == V2 {
+			if err := c.nestTenantV2(); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.applyTenant(l); err != nil {
+			return nil, err
+		}
+	}
 	return c, nil
+}
+
+// TenantDir is the name of the nested cgroup Limits.TenantPids creates.
+const TenantDir = "tenant"
+
+// applyTenant writes the nested cgroup's pids.max, if there is one.
+func (c *Cgroup) applyTenant(l Limits) error {
+	if c.tenant == "" {
+		return nil
+	}
+	v := "max"
+	if l.TenantPids > 0 {
+		v = strconv.FormatInt(l.TenantPids, 10)
+	}
+	return c.h.write(c.tenant, "pids.max", v)
+}
+
+// TenantFiles opens, for writing, the files through which a thread of the
+// cgroup's supervisor moves itself into the nested tenant cgroup and back
+// by writing "0": the tenant's and the cgroup's v1 pids "tasks" files, or
+// v2 "cgroup.threads" (the tenant cgroup is threaded). A thread moved
+// into the tenant cgroup forks processes that are born there and counted
+// against its pids limit. The kernel checks such writes against the
+// opener's credentials (v1; v2 since Linux 5.16), so the descriptors may
+// be handed to an unprivileged supervisor; on older v2 kernels the
+// writer's own credentials count, so the cgroup.procs files the kernel
+// checks are given to owner (the supervisor's host uid). The descriptors
+// reach no other cgroup: writes through them move only tasks the writer
+// can see (its own pid namespace) between these two cgroups. The caller
+// closes them. Without a tenant cgroup it returns ErrNotSupported.
+func (c *Cgroup) TenantFiles(owner int) (tenant, home *os.File, err error) {
+	if c.tenant == "" {
+		return nil, nil, ErrNotSupported
+	}
+	file := "tasks"
+	if c.h.version == V2 {
+		file = "cgroup.threads"
+		for _, d := range []string{c.dirs[0], c.tenant} {
+			if err := os.Chown(filepath.Join(d, "cgroup.procs"), owner, -1); err != nil {
+				return nil, nil, fmt.Errorf("cgroup: delegate %s: %w", d, err)
+			}
+		}
+	}
+	open := func(d string) (*os.File, error) {
+		f, err := os.OpenFile(filepath.Join(d, file), os.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("cgroup: open %s/%s: %w", d, file, err)
+		}
+		return f, nil
+	}
+	if tenant, err = open(c.tenant); err != nil {
+		return nil, nil, err
+	}
+	if home, err = open(c.ctl["pids"]); err != nil {
+		tenant.Close()
+		return nil, nil, err
+	}
+	return tenant, home, nil
 }
 
 // Open re-opens the existing cgroup name (after a daemon restart). Its
@@ -296,6 +379,9 @@ func (h *Hierarchy) Open(name string) (*Cgroup, error) {
 		if !fi.IsDir() {
 			return nil, fmt.Errorf("cgroup: open %s: not a directory", d)
 		}
+	}
+	if d := filepath.Join(c.ctl["pids"], TenantDir); h.isDir(d) {
+		c.tenant = d
 	}
 	return c, nil
 }
@@ -319,6 +405,9 @@ type Cgroup struct {
 	dirs []string
 	// ctl maps each controller to its directory.
 	ctl map[string]string
+	// tenant is the nested tenant cgroup's directory (in the pids
+	// hierarchy on v1), if Limits.TenantPids created one.
+	tenant string
 
 	mu   sync.Mutex
 	base baseline
@@ -768,10 +857,16 @@ func (c *Cgroup) SetLimits(l Limits) error {
 }
 
 func (c *Cgroup) apply(l Limits, fresh bool) error {
+	var err error
 	if c.h.version == V2 {
-		return c.applyV2(l, fresh)
+		err = c.applyV2(l, fresh)
+	} else {
+		err = c.applyV1(l, fresh)
 	}
-	return c.applyV1(l, fresh)
+	if err != nil || fresh {
+		return err // Create applies the tenant's limit once it exists
+	}
+	return c.applyTenant(l)
 }
 
 // sleepCtx sleeps for d or until ctx ends, whichever is first.

@@ -116,6 +116,12 @@ func (h *Hierarchy) exists(dir, file string) (bool, error) {
 }
 
 // readInt reads a single-value file. "max" reads as -1.
+// isDir reports whether dir exists and is a directory.
+func (h *Hierarchy) isDir(dir string) bool {
+	fi, err := h.fs.Stat(dir)
+	return err == nil && fi.IsDir()
+}
+
 func (h *Hierarchy) readInt(dir, file string) (int64, error) {
 	b, err := h.read(dir, file)
 	if err != nil {

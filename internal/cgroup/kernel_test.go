@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -384,5 +385,92 @@ func TestKernelFD(t *testing.T) {
 		if !slices.Contains(procs, ch.pid()) {
 			t.Errorf("Procs() = %v, want the child started with CgroupFD (%d)", procs, ch.pid())
 		}
+	}
+}
+
+// tenantHelper moves its only thread into the tenant cgroup (fd 3), forks
+// five sleepers, moves back (fd 4) and reports: how many started, how
+// many forks failed, whether its thread is still in the tenant cgroup,
+// and whether every sleeper was born there.
+const tenantHelper = `
+import os, sys
+sys.stdin.readline()
+os.write(3, b"0")
+started, failed = [], 0
+for i in range(5):
+    try:
+        pid = os.fork()
+    except OSError:
+        failed += 1
+        continue
+    if pid == 0:
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        os.execv("/bin/sleep", ["sleep", "30"])
+    started.append(pid)
+os.write(4, b"0")
+mine = open("/proc/thread-self/cgroup").read()
+kids = [open("/proc/%d/cgroup" % p).read() for p in started]
+print(len(started), failed, "/tenant" in mine, all("/tenant" in k for k in kids), flush=True)
+sys.stdin.readline()
+`
+
+func TestKernelTenantCgroup(t *testing.T) {
+	h := requireHierarchy(t)
+	c := createTest(t, h, Limits{Pids: 16, TenantPids: 3})
+	tenant := filepath.Join(c.ctl["pids"], TenantDir)
+	if got := readTrim(t, filepath.Join(tenant, "pids.max")); got != "3" {
+		t.Errorf("tenant pids.max = %q, want 3", got)
+	}
+	if h.Version() == V2 {
+		if got := readTrim(t, filepath.Join(tenant, "cgroup.type")); got != "threaded" {
+			t.Errorf("tenant cgroup.type = %q, want threaded", got)
+		}
+	}
+	enter, leave, err := c.TenantFiles(os.Getuid())
+	if err != nil {
+		t.Fatalf("TenantFiles: %v", err)
+	}
+	defer enter.Close()
+	defer leave.Close()
+
+	ch := &child{cmd: exec.Command("python3", "-c", tenantHelper), out: new(lockedBuffer), done: make(chan struct{})}
+	ch.cmd.Stdout, ch.cmd.Stderr = ch.out, ch.out
+	ch.cmd.ExtraFiles = []*os.File{enter, leave}
+	if ch.stdin, err = ch.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.cmd.Start(); err != nil {
+		t.Fatalf("start the helper: %v", err)
+	}
+	go func() { ch.err = ch.cmd.Wait(); close(ch.done) }()
+	t.Cleanup(func() { ch.cmd.Process.Kill(); <-ch.done })
+	// The helper lives in the cgroup, as a sandbox's supervisor does.
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(ch.out.String(), "\n") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The helper's thread takes one of the tenant's 3 pids while it forks.
+	if got := strings.TrimSpace(ch.out.String()); got != "2 3 False True" {
+		t.Fatalf("helper: %q, want %q (2 sleepers born in the tenant cgroup, 3 forks refused, the thread back out)", got, "2 3 False True")
+	}
+	if got := readTrim(t, filepath.Join(tenant, "pids.current")); got != "2" {
+		t.Errorf("tenant pids.current = %s, want the 2 sleepers", got)
+	}
+	// Open finds the tenant cgroup again; SetLimits changes its limit.
+	c2, err := h.Open(c.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.SetLimits(Limits{Pids: 16, TenantPids: 5}); err != nil {
+		t.Fatalf("SetLimits: %v", err)
+	}
+	if got := readTrim(t, filepath.Join(tenant, "pids.max")); got != "5" {
+		t.Errorf("tenant pids.max after SetLimits = %q, want 5", got)
 	}
 }

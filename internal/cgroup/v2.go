@@ -50,6 +50,18 @@ func (h *Hierarchy) enableControllers(dir string) error {
 	return h.write(dir, "cgroup.subtree_control", strings.Join(add, " "))
 }
 
+// nestTenantV2 makes the new tenant cgroup threaded and gives it its own
+// pids controller. pids is a threaded controller, so the sandbox cgroup
+// may keep its supervisor while the tenant's processes live below it
+// (the no-internal-process rule binds domain controllers only); memory
+// and cpu stay the sandbox's, shared by both.
+func (c *Cgroup) nestTenantV2() error {
+	if err := c.h.write(c.tenant, "cgroup.type", "threaded"); err != nil {
+		return err
+	}
+	return c.h.write(c.dirs[0], "cgroup.subtree_control", "+pids")
+}
+
 // applyV2 writes the limits; see applyV1 for fresh.
 func (c *Cgroup) applyV2(l Limits, fresh bool) error {
 	h := c.h

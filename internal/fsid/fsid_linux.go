@@ -17,6 +17,13 @@ import (
 // lacks CAP_SETUID or CAP_SETGID in its user namespace).
 var ErrIdentity = errors.New("cannot act as the requesting user")
 
+// MaxLocked is how many calls of As may hold an OS thread at once; more
+// wait. A process whose threads share a small pids limit (the agent, see
+// server.PidsReserve) must not need a thread per concurrent request.
+const MaxLocked = 8
+
+var locked = make(chan struct{}, MaxLocked)
+
 // As runs fn with the file system ids uid and gid. They are per thread in
 // Linux (setfsuid and setfsgid are plain system calls, not the all-threads
 // emulation Go uses for setuid), fn runs on a goroutine of its own locked
@@ -30,6 +37,8 @@ var ErrIdentity = errors.New("cannot act as the requesting user")
 // fn must not start goroutines that touch the file system; descriptors it
 // opens may be used on any thread.
 func As(uid, gid uint32, fn func() error) error {
+	locked <- struct{}{}
+	defer func() { <-locked }()
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

@@ -263,7 +263,7 @@ func (b *Sandbox) SetLimits(l limits.Limits) error {
 	if err := l.Validate(b.sb.rt.cfg.Max); err != nil {
 		return err
 	}
-	return b.sb.cg.SetLimits(cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: pidsMax(l, true), OOMOneVictim: true})
+	return b.sb.cg.SetLimits(cgroupLimits(l, true, false))
 }
 
 // SetEnv sets the environment variables of every process the sandbox's

@@ -137,13 +137,21 @@ type sandbox struct {
 	lastPhase   time.Time
 }
 
-// pidsMax is the cgroup's pids.max for tenant limits l: one more for the
-// init, and the agent's thread reserve in a long-lived sandbox.
-func pidsMax(l limits.Limits, longLived bool) int64 {
+// cgroupLimits are the cgroup limits of a sandbox with tenant limits l.
+// The init is one more process, so tenant code gets the full pids limit.
+// A long-lived sandbox's tenant processes live in a nested cgroup, and the
+// agent keeps server.PidsReserve more for its threads: a fork bomb cannot
+// take the pids the agent's Go runtime needs (it treats a thread it cannot
+// create as fatal). The nested limit is one more than the tenant's, as for
+// the init: while the agent starts a process, its forking thread is
+// counted there.
+func cgroupLimits(l limits.Limits, longLived, worker bool) cgroup.Limits {
+	c := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1, OOMOneVictim: longLived || worker}
 	if longLived {
-		return l.Pids + 1 + server.PidsReserve
+		c.TenantPids = l.Pids + 1
+		c.Pids += server.PidsReserve
 	}
-	return l.Pids + 1
+	return c
 }
 
 func (sb *sandbox) prepare() error {
@@ -155,12 +163,9 @@ func (sb *sandbox) prepare() error {
 		return err
 	}
 	l := sb.spec.Limits
-	// The init is one more process, and a long-lived sandbox's agent has its
-	// threads: tenant code gets the full pids limit.
 	// A long-lived sandbox's agent and a worker's init outlive a tenant's
 	// OOM; a one-shot run ends whole (its verdict is MLE either way).
-	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs,
-		Pids: pidsMax(l, sb.keepAlive), OOMOneVictim: sb.keepAlive || sb.worker})
+	sb.cg, err = sb.rt.cgroups.Create(sb.cgroupName().String(), cgroupLimits(l, sb.keepAlive, sb.worker))
 	if err != nil {
 		return fmt.Errorf("cgroup: %w", err)
 	}

@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -89,13 +91,23 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	}
 	sb.files = append(sb.files, exe)
 	listenFD := sb.passFD(lf)
-	agentCfg, err := json.Marshal(server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome})
+	// The agent starts tenant processes in the nested tenant cgroup (see
+	// cgroupLimits) by moving its forking thread there and back.
+	tenant, home, err := sb.cg.TenantFiles(int(sb.ids.HostID))
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: %w", err)
+	}
+	sb.files = append(sb.files, tenant, home)
+	acfg := server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome,
+		TenantCgroupFD: sb.passFD(tenant), HomeCgroupFD: sb.passFD(home)}
+	agentCfg, err := json.Marshal(acfg)
 	if err != nil {
 		return nil, err
 	}
 	// The uid-range lock (the first passed descriptor) goes on into the
 	// agent, so the range stays reserved for the sandbox's whole life.
-	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD, KeepFDs: []int{nsinit.ControlFD + 1}, Config: agentCfg}
+	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD,
+		KeepFDs: []int{nsinit.ControlFD + 1, acfg.TenantCgroupFD, acfg.HomeCgroupFD}, Config: agentCfg}
 	sb.cfg.Argv = nil
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
@@ -190,6 +202,44 @@ func (b *Sandbox) HTTPClient(h2c bool) *http.Client {
 		c.c = &http.Client{Transport: t}
 	})
 	return c.c
+}
+
+// agentLogMax is how much of the agent's log AgentLog returns.
+const agentLogMax = 4 << 10
+
+// AgentLog returns what the agent last said on its log (its stderr: a Go
+// runtime crash, a failed set-up), or why it cannot be read.
+func (b *Sandbox) AgentLog() string {
+	f, err := os.Open(filepath.Join(filepath.Dir(b.socket), "agent.log"))
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	// The log is the agent's stderr: read its last 1 MiB at most.
+	fi, err := f.Stat()
+	if err != nil {
+		return err.Error()
+	}
+	off := max(0, fi.Size()-(1<<20))
+	buf, err := io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+	if err != nil {
+		return err.Error()
+	}
+	return CrashExcerpt(buf, agentLogMax)
+}
+
+// CrashExcerpt is at most max bytes of a Go program's stderr that say why
+// it ended: from its last "fatal error:", "panic:" or "runtime:" line when
+// it crashed (what follows is a goroutine dump), else its end.
+func CrashExcerpt(log []byte, max int) string {
+	start := len(log) - min(len(log), max)
+	for _, mark := range []string{"\nruntime: ", "\nfatal error: ", "\npanic: "} {
+		if i := bytes.LastIndex(log, []byte(mark)); i >= 0 {
+			start = i + 1
+			break
+		}
+	}
+	return strings.TrimSpace(string(log[start:min(len(log), start+max)]))
 }
 
 // Done is closed when the sandbox's init has exited.

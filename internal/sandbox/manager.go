@@ -57,6 +57,9 @@ type Box interface {
 	SetLimits(l limits.Limits) error
 	SetEnv(ctx context.Context, env map[string]string) error
 	Done() <-chan struct{}
+	// AgentLog is the end of the agent's own diagnostics (its stderr), to
+	// say why a sandbox ended on its own.
+	AgentLog() string
 	Usage() (runtime.Usage, error)
 	Dial(ctx context.Context) (net.Conn, error)
 	HTTPClient(h2c bool) *http.Client
@@ -472,7 +475,7 @@ func (m *Manager) watch(e *entry) {
 	gone := e.gone
 	e.mu.Unlock()
 	if !gone {
-		m.log.Warn("sandbox ended on its own", "sandbox", e.rec.ID)
+		m.log.Warn("sandbox ended on its own", "sandbox", e.rec.ID, "agent_log", e.box.AgentLog())
 		m.remove(context.Background(), e.rec.ID)
 	}
 }

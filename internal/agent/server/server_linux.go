@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -37,50 +36,25 @@ const ConfigEnv = "SOULBOX_AGENT"
 
 // Config configures the agent.
 type Config struct {
-	ListenFD int      // an inherited listening socket whose path only the host sees
-	Env      []string // base environment of the processes it starts
-	Dir      string   // their default working directory
+	ListenFD int // an inherited listening socket whose path only the host sees
+	// TenantCgroupFD and HomeCgroupFD are the files through which a thread
+	// moves itself into the nested tenant cgroup and back (see
+	// cgroup.Cgroup.TenantFiles); 0 means none (processes start in the
+	// agent's cgroup).
+	TenantCgroupFD int
+	HomeCgroupFD   int
+	Env            []string // base environment of the processes it starts
+	Dir            string   // their default working directory
 }
 
-// ReservedThreads is how many OS threads the agent starts before it
-// serves, and PidsReserve what the runtime adds to a long-lived sandbox's
-// pids limit for them (and the few the Go runtime starts on its own). The
-// agent shares the sandbox's pids cgroup with the tenant: when a fork bomb
-// fills it, the Go runtime cannot create a thread, which it treats as fatal
-// ("newosproc"), and the sandbox would end with its agent. Threads it
-// already has are kept idle and reused, never ended. Each costs about
-// 48 KiB of a sandbox's memory, so the reserve grows with use: 12 at start
-// (an idle sandbox stays under 3 MiB and its agent survives a fork bomb,
-// TestResourceExhaustion), then one more per 4 live processes the agent
-// started, made while it starts them (before any of them can fill the pids
-// limit), up to MaxReservedThreads (100 commands at once through a storm,
-// TestThousandConcurrentHostile).
-const (
-	ReservedThreads    = 12
-	MaxReservedThreads = 40
-	PidsReserve        = MaxReservedThreads + 8
-)
-
-// reserveThreads makes the Go runtime start n OS threads now: n goroutines
-// each hold a thread at the same time, then let it go idle.
-func reserveThreads(n int) {
-	var held, done sync.WaitGroup
-	release := make(chan struct{})
-	held.Add(n)
-	done.Add(n)
-	for range n {
-		go func() {
-			defer done.Done()
-			runtime.LockOSThread()
-			held.Done()
-			<-release
-			runtime.UnlockOSThread()
-		}()
-	}
-	held.Wait()
-	close(release)
-	done.Wait()
-}
+// PidsReserve is how many pids the runtime gives a long-lived sandbox's
+// cgroup beyond the tenant's limit: the agent's own threads (and the
+// init's slot). Tenant processes live in a nested cgroup limited to the
+// tenant's pids (see tenantCgroup), so a fork bomb cannot take them; the
+// Go runtime treats a thread it cannot create as fatal ("newosproc").
+// The agent's need is bounded: GOMAXPROCS 2, starts are serialised, and
+// file operations that hold a thread are limited (fsid.MaxLocked).
+const PidsReserve = 64
 
 // Main runs the agent; it never returns.
 func Main() {
@@ -123,8 +97,10 @@ func serve(cfg Config) error {
 		for range drop {
 		}
 	}()
-	reserveThreads(ReservedThreads)
-	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}, reserved: ReservedThreads}
+	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
+	if cfg.TenantCgroupFD > 0 {
+		r.tenant = &tenantCgroup{enter: os.NewFile(uintptr(cfg.TenantCgroupFD), "tenant cgroup"), leave: os.NewFile(uintptr(cfg.HomeCgroupFD), "agent cgroup")}
+	}
 	go r.run()
 	procs := process.New(process.Config{
 		Env:    cfg.Env,
@@ -189,9 +165,9 @@ func lookupFSUser(name string) (filesystem.User, error) {
 // every child, including orphans re-parented to it, and hands each process
 // the service started its wait status.
 type reaper struct {
-	mu       sync.Mutex
-	waiters  map[int]chan syscall.WaitStatus
-	reserved int // OS threads reserved so far (under mu)
+	mu      sync.Mutex
+	waiters map[int]chan syscall.WaitStatus
+	tenant  *tenantCgroup // where processes start; nil: the agent's cgroup
 }
 
 var _ process.Waiter = (*reaper)(nil)
@@ -201,16 +177,12 @@ var _ process.Waiter = (*reaper)(nil)
 func (r *reaper) Launch(start func() (int, error)) (func() syscall.WaitStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	pid, err := start()
+	pid, err := r.tenant.run(start)
 	if err != nil {
 		return nil, err
 	}
 	ch := make(chan syscall.WaitStatus, 1)
 	r.waiters[pid] = ch
-	if want := min(MaxReservedThreads, ReservedThreads+len(r.waiters)/4); want > r.reserved {
-		reserveThreads(want)
-		r.reserved = want
-	}
 	return func() syscall.WaitStatus { return <-ch }, nil
 }
 
