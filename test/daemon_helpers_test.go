@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -266,9 +267,60 @@ func destroySandboxes(t testing.TB, dir string) {
 			time.Sleep(20 * time.Millisecond)
 		}
 		if fileExists(cg) {
-			t.Errorf("cannot remove %s", cg)
+			stuck := stuckTasks(cg)
+			// Linux 6.18's CFS bandwidth throttling can leave a cgroup's
+			// tasks throttled for good; lifting the quota unthrottles it.
+			os.WriteFile(filepath.Join(cg, "cpu.cfs_quota_us"), []byte("-1"), 0)
+			os.WriteFile(filepath.Join(cg, "cpu.max"), []byte("max"), 0)
+			deadline := time.Now().Add(5 * time.Second)
+			for os.Remove(cg) != nil && fileExists(cg) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Errorf("cannot remove %s (removed after lifting the CPU quota: %v):%s", cg, !fileExists(cg), stuck)
 		}
 	}
+}
+
+// stuckTasks describes the tasks left in cgroup dir: state, wait channel
+// and kernel stack of each (at most 20), to say why they did not die.
+func stuckTasks(dir string) string {
+	b, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	var out strings.Builder
+	for _, f := range []string{"cpu.stat", "freezer.state", "memory.oom_control", "memory.usage_in_bytes", "memory.failcnt", "pids.current", "cgroup.events"} {
+		if v, err := os.ReadFile(filepath.Join(dir, f)); err == nil {
+			fmt.Fprintf(&out, "\n  %s: %s", f, strings.Join(strings.Fields(string(v)), " "))
+		}
+	}
+	for i, f := range strings.Fields(string(b)) {
+		if i == 20 {
+			out.WriteString("\n  ...")
+			break
+		}
+		status, _ := os.ReadFile("/proc/" + f + "/status")
+		var state, name string
+		for _, l := range strings.Split(string(status), "\n") {
+			if v, ok := strings.CutPrefix(l, "State:"); ok {
+				state = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(l, "Name:"); ok {
+				name = strings.TrimSpace(v)
+			}
+		}
+		wchan, _ := os.ReadFile("/proc/" + f + "/wchan")
+		stack, _ := os.ReadFile("/proc/" + f + "/stack")
+		stat1, _ := os.ReadFile("/proc/" + f + "/stat")
+		time.Sleep(100 * time.Millisecond)
+		stat2, _ := os.ReadFile("/proc/" + f + "/stat")
+		cpu := func(st []byte) string { // utime stime after the command name
+			_, rest, _ := strings.Cut(string(st), ") ")
+			if fs := strings.Fields(rest); len(fs) > 13 {
+				return fs[11] + "+" + fs[12]
+			}
+			return "?"
+		}
+		fmt.Fprintf(&out, "\n  pid %s %s %s wchan %s cpu ticks %s then %s\n%s", f, name, state, wchan, cpu(stat1), cpu(stat2), strings.TrimSpace(string(stack)))
+	}
+	return out.String()
 }
 
 func decodeJSON(t testing.TB, resp *http.Response, v any) {

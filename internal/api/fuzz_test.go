@@ -137,6 +137,7 @@ func FuzzDataPlaneTarget(f *testing.F) {
 }
 
 func (b *stubBox) PortTransport() http.RoundTripper { return http.DefaultTransport }
+func (b *stubBox) UnstallCPU() (bool, bool, error)  { return false, false, nil }
 func (b *stubBox) AgentLog() string                 { return "" }
 func (b *stubBox) DialPort(context.Context, int) (net.Conn, error) {
 	return nil, runtime.ErrPortClosed

@@ -597,7 +597,39 @@ func (c *Cgroup) Kill() error {
 }
 
 // kill signals every process; a freeze it needs gives up at deadline.
+// It first lifts the CPU quota: processes being killed need no CPU limit,
+// and the task-based CFS throttling of Linux 6.18 can leave a cgroup's
+// throttled tasks stranded, never running again to act on the signal
+// (seen with a few hundred hostile processes in one cgroup); changing the
+// quota unthrottles them. Reset or SetLimits sets it again.
 func (c *Cgroup) kill(deadline time.Time) error {
+	lerr := c.liftCPUQuota()
+	if err := c.signalAll(deadline); err != nil {
+		return errors.Join(lerr, err)
+	}
+	return lerr
+}
+
+// LiftCPUQuota removes the CPU quota of a cgroup whose processes are to
+// be killed (see kill): call it before a SIGKILL sent another way (to a
+// pid namespace's init).
+func (c *Cgroup) LiftCPUQuota() error {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.liftCPUQuota()
+}
+
+func (c *Cgroup) liftCPUQuota() error {
+	if c.h.version == V2 {
+		return c.h.write(c.dirs[0], "cpu.max", "max")
+	}
+	return c.h.write(c.ctl["cpu"], "cpu.cfs_quota_us", "-1")
+}
+
+func (c *Cgroup) signalAll(deadline time.Time) error {
 	if c.h.version == V2 {
 		ok, err := c.h.exists(c.dirs[0], "cgroup.kill")
 		if err != nil {
@@ -902,3 +934,59 @@ func pollUntil(deadline time.Time, what string, cond func() (bool, error)) error
 }
 
 func usec(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+
+// CPUCounters are the counters that show whether a cgroup's CPU quota
+// lets its tasks run: CPU time used, bandwidth periods that elapsed while
+// it had runnable tasks, and periods it ended throttled (v1 cpu.stat and
+// cpuacct.usage; v2 cpu.stat).
+type CPUCounters struct {
+	Usage     time.Duration
+	Periods   int64
+	Throttled int64
+}
+
+// CPUCounters reads them.
+func (c *Cgroup) CPUCounters() (CPUCounters, error) {
+	h := c.h
+	if h.version == V2 {
+		cs, err := h.readKeyed(c.dirs[0], "cpu.stat")
+		if err != nil {
+			return CPUCounters{}, err
+		}
+		return CPUCounters{Usage: usec(cs["usage_usec"]), Periods: cs["nr_periods"], Throttled: cs["nr_throttled"]}, nil
+	}
+	usage, err := h.readInt(c.ctl["cpuacct"], "cpuacct.usage")
+	if err != nil {
+		return CPUCounters{}, err
+	}
+	cs, err := h.readKeyed(c.ctl["cpu"], "cpu.stat")
+	if err != nil {
+		return CPUCounters{}, err
+	}
+	return CPUCounters{Usage: time.Duration(usage), Periods: cs["nr_periods"], Throttled: cs["nr_throttled"]}, nil
+}
+
+// RequeueCPU lifts the CPU quota and sets it again: the kernel then
+// unthrottles every throttled task of the cgroup. It releases tasks that
+// the task-based CFS throttling of Linux 6.18 can leave stranded (see
+// kill). Without a quota it does nothing.
+func (c *Cgroup) RequeueCPU() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dir, file, none := c.ctl["cpu"], "cpu.cfs_quota_us", "-1"
+	if c.h.version == V2 {
+		dir, file, none = c.dirs[0], "cpu.max", "max"
+	}
+	b, err := c.h.read(dir, file)
+	if err != nil {
+		return err
+	}
+	quota := strings.TrimSpace(string(b))
+	if strings.HasPrefix(quota, none) {
+		return nil
+	}
+	if err := c.h.write(dir, file, none); err != nil {
+		return err
+	}
+	return c.h.write(dir, file, quota)
+}

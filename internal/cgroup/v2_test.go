@@ -314,7 +314,8 @@ func TestV2Kill(t *testing.T) {
 	if err := c.Kill(); err != nil {
 		t.Fatalf("Kill: %v", err)
 	}
-	want := []fakeWrite{{"soulbox/sb-1/cgroup.kill", "1"}}
+	// The CPU quota is lifted first (see Cgroup.kill).
+	want := []fakeWrite{{"soulbox/sb-1/cpu.max", "max"}, {"soulbox/sb-1/cgroup.kill", "1"}}
 	if got := f.takeWrites(); !slices.Equal(got, want) {
 		t.Errorf("writes = %v, want %v", got, want)
 	}
@@ -343,7 +344,7 @@ func TestV2KillWithoutCgroupKill(t *testing.T) {
 	if err := c.Kill(); err != nil {
 		t.Fatalf("Kill: %v", err)
 	}
-	want := []fakeWrite{{"soulbox/sb-1/cgroup.freeze", "1"}, {"soulbox/sb-1/cgroup.freeze", "0"}}
+	want := []fakeWrite{{"soulbox/sb-1/cpu.max", "max"}, {"soulbox/sb-1/cgroup.freeze", "1"}, {"soulbox/sb-1/cgroup.freeze", "0"}}
 	if got := f.takeWrites(); !slices.Equal(got, want) {
 		t.Errorf("writes = %v, want %v", got, want)
 	}

@@ -81,6 +81,7 @@ func Run(ctx context.Context, cfg Config) error {
 		log.Error("recovering sandboxes", "err", err)
 	}
 	mgr.StartPool(cfg.Pool)
+	go mgr.WatchCPU(ctx, sandbox.CPUWatchInterval)
 	if cfg.RunPool > 0 {
 		rp := runpool.NewServer(rt, cfg.RunPool, log)
 		defer rp.Close()

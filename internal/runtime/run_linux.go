@@ -424,7 +424,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	// From here on the init exists: every path below kills and reaps it.
 	// SIGKILL to the pid namespace's init ends every process in the
 	// namespace. Through the pidfd, never a recycled pid.
-	k := &killer{pidfd: pidfd}
+	k := &killer{pidfd: pidfd, cg: sb.cg}
 	kill := k.kill
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- reap(pid) }()
@@ -502,7 +502,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		if collectDone != nil {
 			// Collecting took too long: the run's verdict stands, the
 			// files read so far are kept.
-			unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+			killInit(pidfd, sb.cg)
 		} else {
 			kill(killedCancel)
 		}
@@ -534,17 +534,26 @@ type killer struct {
 	once   sync.Once
 	reason killReason
 	pidfd  int
+	cg     *cgroup.Cgroup
 	after  func()
 }
 
 func (k *killer) kill(why killReason) {
 	k.once.Do(func() {
 		k.reason = why
-		unix.PidfdSendSignal(k.pidfd, unix.SIGKILL, nil, 0)
+		killInit(k.pidfd, k.cg)
 		if k.after != nil {
 			k.after()
 		}
 	})
+}
+
+// killInit sends SIGKILL to a sandbox's init through its pidfd, after
+// lifting the cgroup's CPU quota (see cgroup.Cgroup.LiftCPUQuota): a task
+// stranded by CFS throttling would never act on the signal.
+func killInit(pidfd int, cg *cgroup.Cgroup) {
+	cg.LiftCPUQuota()
+	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 }
 
 // supervise waits for the program's exit event while enforcing the wall

@@ -43,6 +43,7 @@ type Sandbox struct {
 	}
 	portOnce sync.Once
 	portT    *http.Transport
+	stall    cpuStall
 }
 
 // Start creates a long-lived sandbox with the spec's limits; Argv, Stdin,
@@ -249,6 +250,8 @@ func (b *Sandbox) Done() <-chan struct{} { return b.done }
 // is idempotent.
 func (b *Sandbox) Kill() error {
 	b.killOnce.Do(func() {
+		// See killInit: a stranded init would not act on the signal.
+		b.sb.cg.LiftCPUQuota()
 		if err := unix.PidfdSendSignal(b.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
 			b.killErr = fmt.Errorf("kill sandbox %s: %w", b.ID, err)
 		}

@@ -231,7 +231,7 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	w.ready = false
 
 	// The whole worker: every process of the run, wherever it is.
-	k := &killer{pidfd: w.pidfd, after: func() { w.gone = true }}
+	k := &killer{pidfd: w.pidfd, cg: w.sb.cg, after: func() { w.gone = true }}
 	kill := k.kill
 	outLimitHit := make(chan struct{}, 2)
 	var outputs sync.WaitGroup
@@ -330,7 +330,7 @@ func (w *Worker) Close() error {
 		return nil
 	}
 	w.gone = true
-	unix.PidfdSendSignal(w.pidfd, unix.SIGKILL, nil, 0)
+	killInit(w.pidfd, w.sb.cg)
 	<-w.done
 	unix.Close(w.pidfd)
 	w.ctl.Close()

@@ -60,6 +60,9 @@ type Box interface {
 	// AgentLog is the end of the agent's own diagnostics (its stderr), to
 	// say why a sandbox ended on its own.
 	AgentLog() string
+	// UnstallCPU releases tasks CFS throttling may have stranded (see
+	// WatchCPU and runtime.Sandbox.UnstallCPU).
+	UnstallCPU() (stalled, rewritten bool, err error)
 	Usage() (runtime.Usage, error)
 	Dial(ctx context.Context) (net.Conn, error)
 	HTTPClient(h2c bool) *http.Client

@@ -59,6 +59,7 @@ func (b *fakeBox) Usage() (runtime.Usage, error)          { return runtime.Usage
 func (b *fakeBox) Dial(context.Context) (net.Conn, error) { return nil, errors.New("fake") }
 func (b *fakeBox) HTTPClient(bool) *http.Client           { return nil }
 func (b *fakeBox) PortTransport() http.RoundTripper       { return nil }
+func (b *fakeBox) UnstallCPU() (bool, bool, error)        { return false, false, nil }
 func (b *fakeBox) AgentLog() string                       { return "" }
 func (b *fakeBox) DialPort(context.Context, int) (net.Conn, error) {
 	return nil, errors.New("no ports")
