@@ -72,7 +72,7 @@ type Limits struct {
 	Pids        int64   // pids.max
 	// TenantPids, if positive, creates a nested cgroup (TenantDir) with
 	// this pids.max, for the processes a supervisor living in the cgroup
-	// starts for the tenant (see [Cgroup.TenantFiles]). Pids then bounds
+	// starts for the tenant (see [Cgroup.TenantFile]). Pids then bounds
 	// supervisor and tenant together, and the difference is the
 	// supervisor's own: a fork bomb fills only the nested limit.
 	TenantPids int64
@@ -319,47 +319,37 @@ func (c *Cgroup) applyTenant(l Limits) error {
 	return c.h.write(c.tenant, "pids.max", v)
 }
 
-// TenantFiles opens, for writing, the files through which a thread of the
-// cgroup's supervisor moves itself into the nested tenant cgroup and back
-// by writing "0": the tenant's and the cgroup's v1 pids "tasks" files, or
-// v2 "cgroup.threads" (the tenant cgroup is threaded). A thread moved
-// into the tenant cgroup forks processes that are born there and counted
-// against its pids limit. The kernel checks such writes against the
-// opener's credentials (v1; v2 since Linux 5.16), so the descriptors may
-// be handed to an unprivileged supervisor; on older v2 kernels the
-// writer's own credentials count, so the cgroup.procs files the kernel
-// checks are given to owner (the supervisor's host uid). The descriptors
-// reach no other cgroup: writes through them move only tasks the writer
-// can see (its own pid namespace) between these two cgroups. The caller
-// closes them. Without a tenant cgroup it returns ErrNotSupported.
-func (c *Cgroup) TenantFiles(owner int) (tenant, home *os.File, err error) {
+// TenantFile opens, for writing, the file through which a thread of the
+// cgroup's supervisor moves itself into the nested tenant cgroup by
+// writing "0": the tenant's v1 pids "tasks" file, or its v2
+// "cgroup.threads" (the tenant cgroup is threaded). Processes such a
+// thread forks are born there and count against its pids limit. The
+// kernel checks such writes against the opener's credentials (v1; v2
+// since Linux 5.16), so the descriptor may be handed to an unprivileged
+// supervisor; on older v2 kernels the writer's own credentials count, so
+// the cgroup.procs files the kernel checks are given to owner (the
+// supervisor's host uid). The descriptor reaches no other cgroup: writes
+// through it move only tasks the writer can see (its own pid namespace)
+// into the tenant cgroup. The caller closes it. Without a tenant cgroup
+// it returns ErrNotSupported.
+func (c *Cgroup) TenantFile(owner int) (*os.File, error) {
 	if c.tenant == "" {
-		return nil, nil, ErrNotSupported
+		return nil, ErrNotSupported
 	}
 	file := "tasks"
 	if c.h.version == V2 {
 		file = "cgroup.threads"
 		for _, d := range []string{c.dirs[0], c.tenant} {
 			if err := os.Chown(filepath.Join(d, "cgroup.procs"), owner, -1); err != nil {
-				return nil, nil, fmt.Errorf("cgroup: delegate %s: %w", d, err)
+				return nil, fmt.Errorf("cgroup: delegate %s: %w", d, err)
 			}
 		}
 	}
-	open := func(d string) (*os.File, error) {
-		f, err := os.OpenFile(filepath.Join(d, file), os.O_WRONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("cgroup: open %s/%s: %w", d, file, err)
-		}
-		return f, nil
+	f, err := os.OpenFile(filepath.Join(c.tenant, file), os.O_WRONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup: open %s/%s: %w", c.tenant, file, err)
 	}
-	if tenant, err = open(c.tenant); err != nil {
-		return nil, nil, err
-	}
-	if home, err = open(c.ctl["pids"]); err != nil {
-		tenant.Close()
-		return nil, nil, err
-	}
-	return tenant, home, nil
+	return f, nil
 }
 
 // Open re-opens the existing cgroup name (after a daemon restart). Its
@@ -478,6 +468,11 @@ func (c *Cgroup) procs(ignoreMissing bool) ([]int, error) {
 	var walk func(dir string) error
 	walk = func(dir string) error {
 		pids, err := c.h.readPids(dir)
+		if errors.Is(err, syscall.EOPNOTSUPP) && dir == c.tenant {
+			// A v2 threaded cgroup has no cgroup.procs to read: its
+			// processes are listed by the domain above it.
+			return nil
+		}
 		if err != nil {
 			return err
 		}

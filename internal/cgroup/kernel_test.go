@@ -388,10 +388,10 @@ func TestKernelFD(t *testing.T) {
 	}
 }
 
-// tenantHelper moves its only thread into the tenant cgroup (fd 3), forks
-// five sleepers, moves back (fd 4) and reports: how many started, how
-// many forks failed, whether its thread is still in the tenant cgroup,
-// and whether every sleeper was born there.
+// tenantHelper moves its only thread into the tenant cgroup (fd 3) and
+// forks five sleepers there; it reports how many started, how many forks
+// failed, whether its thread is in the tenant cgroup, and whether every
+// sleeper was born there.
 const tenantHelper = `
 import os, sys
 sys.stdin.readline()
@@ -409,7 +409,6 @@ for i in range(5):
         os.dup2(null, 2)
         os.execv("/bin/sleep", ["sleep", "30"])
     started.append(pid)
-os.write(4, b"0")
 mine = open("/proc/thread-self/cgroup").read()
 kids = [open("/proc/%d/cgroup" % p).read() for p in started]
 print(len(started), failed, "/tenant" in mine, all("/tenant" in k for k in kids), flush=True)
@@ -428,16 +427,15 @@ func TestKernelTenantCgroup(t *testing.T) {
 			t.Errorf("tenant cgroup.type = %q, want threaded", got)
 		}
 	}
-	enter, leave, err := c.TenantFiles(os.Getuid())
+	enter, err := c.TenantFile(os.Getuid())
 	if err != nil {
-		t.Fatalf("TenantFiles: %v", err)
+		t.Fatalf("TenantFile: %v", err)
 	}
 	defer enter.Close()
-	defer leave.Close()
 
 	ch := &child{cmd: exec.Command("python3", "-c", tenantHelper), out: new(lockedBuffer), done: make(chan struct{})}
 	ch.cmd.Stdout, ch.cmd.Stderr = ch.out, ch.out
-	ch.cmd.ExtraFiles = []*os.File{enter, leave}
+	ch.cmd.ExtraFiles = []*os.File{enter}
 	if ch.stdin, err = ch.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -455,12 +453,12 @@ func TestKernelTenantCgroup(t *testing.T) {
 	for !strings.Contains(ch.out.String(), "\n") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	// The helper's thread takes one of the tenant's 3 pids while it forks.
-	if got := strings.TrimSpace(ch.out.String()); got != "2 3 False True" {
-		t.Fatalf("helper: %q, want %q (2 sleepers born in the tenant cgroup, 3 forks refused, the thread back out)", got, "2 3 False True")
+	// The helper's thread takes one of the tenant's 3 pids.
+	if got := strings.TrimSpace(ch.out.String()); got != "2 3 True True" {
+		t.Fatalf("helper: %q, want %q (2 sleepers born in the tenant cgroup, 3 forks refused, the thread in it)", got, "2 3 True True")
 	}
-	if got := readTrim(t, filepath.Join(tenant, "pids.current")); got != "2" {
-		t.Errorf("tenant pids.current = %s, want the 2 sleepers", got)
+	if got := readTrim(t, filepath.Join(tenant, "pids.current")); got != "3" {
+		t.Errorf("tenant pids.current = %s, want the helper's thread and 2 sleepers", got)
 	}
 	// Open finds the tenant cgroup again; SetLimits changes its limit.
 	c2, err := h.Open(c.Name())

@@ -143,8 +143,7 @@ type sandbox struct {
 // agent keeps server.PidsReserve more for its threads: a fork bomb cannot
 // take the pids the agent's Go runtime needs (it treats a thread it cannot
 // create as fatal). The nested limit is one more than the tenant's, as for
-// the init: while the agent starts a process, its forking thread is
-// counted there.
+// the init: the agent's forking thread lives there.
 func cgroupLimits(l limits.Limits, longLived, worker bool) cgroup.Limits {
 	c := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1, OOMOneVictim: longLived || worker}
 	if longLived {

@@ -93,14 +93,14 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	sb.files = append(sb.files, exe)
 	listenFD := sb.passFD(lf)
 	// The agent starts tenant processes in the nested tenant cgroup (see
-	// cgroupLimits) by moving its forking thread there and back.
-	tenant, home, err := sb.cg.TenantFiles(int(sb.ids.HostID))
+	// cgroupLimits) from a thread it moves there.
+	tenant, err := sb.cg.TenantFile(int(sb.ids.HostID))
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
-	sb.files = append(sb.files, tenant, home)
+	sb.files = append(sb.files, tenant)
 	acfg := server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome,
-		TenantCgroupFD: sb.passFD(tenant), HomeCgroupFD: sb.passFD(home)}
+		TenantCgroupFD: sb.passFD(tenant)}
 	agentCfg, err := json.Marshal(acfg)
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	// The uid-range lock (the first passed descriptor) goes on into the
 	// agent, so the range stays reserved for the sandbox's whole life.
 	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD,
-		KeepFDs: []int{nsinit.ControlFD + 1, acfg.TenantCgroupFD, acfg.HomeCgroupFD}, Config: agentCfg}
+		KeepFDs: []int{nsinit.ControlFD + 1, acfg.TenantCgroupFD}, Config: agentCfg}
 	sb.cfg.Argv = nil
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)

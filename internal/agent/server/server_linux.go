@@ -37,12 +37,10 @@ const ConfigEnv = "SOULBOX_AGENT"
 // Config configures the agent.
 type Config struct {
 	ListenFD int // an inherited listening socket whose path only the host sees
-	// TenantCgroupFD and HomeCgroupFD are the files through which a thread
-	// moves itself into the nested tenant cgroup and back (see
-	// cgroup.Cgroup.TenantFiles); 0 means none (processes start in the
-	// agent's cgroup).
+	// TenantCgroupFD is the file through which a thread moves itself into
+	// the nested tenant cgroup (see cgroup.Cgroup.TenantFile); 0 means
+	// none (processes start in the agent's cgroup).
 	TenantCgroupFD int
-	HomeCgroupFD   int
 	Env            []string // base environment of the processes it starts
 	Dir            string   // their default working directory
 }
@@ -99,7 +97,7 @@ func serve(cfg Config) error {
 	}()
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
 	if cfg.TenantCgroupFD > 0 {
-		r.tenant = &tenantCgroup{enter: os.NewFile(uintptr(cfg.TenantCgroupFD), "tenant cgroup"), leave: os.NewFile(uintptr(cfg.HomeCgroupFD), "agent cgroup")}
+		r.tenant = newTenantCgroup(os.NewFile(uintptr(cfg.TenantCgroupFD), "tenant cgroup"))
 	}
 	go r.run()
 	procs := process.New(process.Config{

@@ -7,43 +7,60 @@ import (
 )
 
 // tenantCgroup starts processes in the sandbox's nested tenant cgroup. A
-// child is born in its parent thread's cgroup, so the thread that forks
-// moves itself there first and back after: writing "0" moves only the
-// writing thread (v1 "tasks", v2 "cgroup.threads" of a threaded cgroup),
-// without the kernel's global threadgroup lock.
+// child is born in its parent thread's cgroup, so one OS thread of the
+// agent, the forker, moves itself there once (writing "0" to the v1
+// "tasks" or v2 "cgroup.threads" file moves only the writing thread,
+// without the kernel's global threadgroup lock) and stays: every start
+// runs on it. It holds one of the tenant cgroup's pids for good, which the
+// runtime adds to the tenant's limit.
 type tenantCgroup struct {
-	enter, leave *os.File
+	jobs chan func()
+	err  error // set once, before the first job: the forker is not there
 }
 
-// run calls start on an OS thread moved into the tenant cgroup. If that
-// thread cannot be moved back, it is not reused: its goroutine exits
-// still locked, and the Go runtime ends the thread. A nil t runs start
-// where the agent is.
+// newTenantCgroup starts the forker; enter is the file that moves it.
+func newTenantCgroup(enter *os.File) *tenantCgroup {
+	t := &tenantCgroup{jobs: make(chan func())}
+	ready := make(chan struct{})
+	go func() {
+		// Never unlocked: the thread only forks, and new Go threads are
+		// cloned from the runtime's template thread, not from it.
+		runtime.LockOSThread()
+		if _, err := enter.Write([]byte("0")); err != nil {
+			t.err = fmt.Errorf("enter the tenant cgroup: %w", err)
+		}
+		enter.Close()
+		close(ready)
+		if t.err != nil {
+			return // its thread ends with it
+		}
+		for job := range t.jobs {
+			job()
+		}
+	}()
+	<-ready
+	return t
+}
+
+// run calls start on the forker. Without a tenant cgroup (t nil) it
+// calls it where the agent is; if the forker could not enter it, every
+// start fails rather than run with only the sandbox's limit.
 func (t *tenantCgroup) run(start func() (int, error)) (int, error) {
 	if t == nil {
 		return start()
+	}
+	if t.err != nil {
+		return 0, t.err
 	}
 	type result struct {
 		pid int
 		err error
 	}
 	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		if _, err := t.enter.Write([]byte("0")); err != nil {
-			runtime.UnlockOSThread()
-			done <- result{err: fmt.Errorf("enter the tenant cgroup: %w", err)}
-			return
-		}
+	t.jobs <- func() {
 		pid, err := start()
-		if _, lerr := t.leave.Write([]byte("0")); lerr != nil {
-			// pid (if any) is started and the caller's to reap.
-			done <- result{pid, err}
-			return // still locked: the thread ends with this goroutine
-		}
-		runtime.UnlockOSThread()
 		done <- result{pid, err}
-	}()
+	}
 	r := <-done
 	return r.pid, r.err
 }
