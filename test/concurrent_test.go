@@ -202,6 +202,15 @@ func TestThousandConcurrentHostile(t *testing.T) {
 	}
 	wg.Wait()
 	if n := ends.Load(); n != int64(len(handles)) {
+		// Say what the sandboxes' tasks are doing (CFS throttling can
+		// strand them: see runtime.cpuStall).
+		for _, s := range sbxs {
+			for _, dir := range sandboxCgroups(s.ID) {
+				if strings.Contains(dir, "/cpu/") || !strings.Contains(dir, "/cgroup/cpu") && strings.HasPrefix(dir, "/sys/fs/cgroup/soulbox/") {
+					t.Logf("sandbox %s (%s):%s", s.ID, dir, stuckTasks(dir))
+				}
+			}
+		}
 		t.Fatalf("%d of %d commands ended cleanly; first other error: %v", n, len(handles), firstErr)
 	}
 	var codes []string
