@@ -22,9 +22,12 @@ type fakeFS struct {
 
 	mu     sync.Mutex
 	writes []fakeWrite
-	fail   map[string]error     // relative path → error returned by WriteFile
-	omit   map[string]bool      // interface files Mkdir does not create
-	peaks  map[string]*fakePeak // open memory.peak files, by relative path
+	fail   map[string]error // relative path → error returned by WriteFile
+	// readFail: relative path → error returned by ReadFile (as for the
+	// cgroup.procs of a v2 threaded cgroup).
+	readFail map[string]error
+	omit     map[string]bool      // interface files Mkdir does not create
+	peaks    map[string]*fakePeak // open memory.peak files, by relative path
 	// stuckFreeze makes cgroup.freeze writes leave cgroup.events as is.
 	stuckFreeze bool
 	// ignoreKill makes cgroup.kill writes have no effect.
@@ -44,6 +47,7 @@ func (w fakeWrite) String() string { return fmt.Sprintf("%s=%q", w.File, w.Value
 // initial contents.
 var v2Files = map[string]string{
 	"cgroup.procs":           "",
+	"cgroup.type":            "domain\n",
 	"cgroup.subtree_control": "",
 	"cgroup.controllers":     "cpu memory pids",
 	"cgroup.events":          "populated 0\nfrozen 0\n",
@@ -119,7 +123,15 @@ func (f *fakeFS) takeWrites() []fakeWrite {
 	return w
 }
 
-func (f *fakeFS) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+func (f *fakeFS) ReadFile(name string) ([]byte, error) {
+	f.mu.Lock()
+	ferr := f.readFail[f.rel(name)]
+	f.mu.Unlock()
+	if ferr != nil {
+		return nil, &fs.PathError{Op: "read", Path: name, Err: ferr}
+	}
+	return os.ReadFile(name)
+}
 func (f *fakeFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	return os.ReadDir(name)
 }

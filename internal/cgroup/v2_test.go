@@ -557,3 +557,36 @@ func TestNewV2MissingControllers(t *testing.T) {
 		t.Errorf("newV2 = %v, want an error naming cpu, pids", err)
 	}
 }
+
+// A tenant cgroup on v2 is a threaded child with its own pids controller;
+// its cgroup.procs cannot be read (EOPNOTSUPP: the domain above lists its
+// processes), so Procs skips it.
+func TestV2TenantCgroup(t *testing.T) {
+	h, f := newFakeV2(t)
+	c, err := h.Create("sb-1", Limits{Pids: 80, TenantPids: 17})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	writes := f.takeWrites()
+	for _, w := range []fakeWrite{
+		{"soulbox/sb-1/pids.max", "80"},
+		{"soulbox/sb-1/tenant/cgroup.type", "threaded"},
+		{"soulbox/sb-1/cgroup.subtree_control", "+pids"},
+		{"soulbox/sb-1/tenant/pids.max", "17"},
+	} {
+		if !slices.Contains(writes, w) {
+			t.Errorf("writes %v lack %v", writes, w)
+		}
+	}
+	f.put(t, "soulbox/sb-1/cgroup.procs", "42\n43\n")
+	f.readFail = map[string]error{"soulbox/sb-1/tenant/cgroup.procs": syscall.EOPNOTSUPP}
+	procs, err := c.Procs()
+	if err != nil || !slices.Equal(procs, []int{42, 43}) {
+		t.Errorf("Procs() = %v, %v; want [42 43]", procs, err)
+	}
+	// Another cgroup's unreadable cgroup.procs is still an error.
+	f.readFail = map[string]error{"soulbox/sb-1/cgroup.procs": syscall.EOPNOTSUPP}
+	if _, err := c.Procs(); err == nil {
+		t.Error("Procs() with the sandbox's cgroup.procs unreadable: no error")
+	}
+}
