@@ -618,10 +618,17 @@ func (c *Cgroup) LiftCPUQuota() error {
 }
 
 func (c *Cgroup) liftCPUQuota() error {
+	dir, file, none := c.cpuQuotaFile()
+	return c.h.write(dir, file, none)
+}
+
+// cpuQuotaFile names the file that holds the CPU quota, and the value in
+// it that means no quota.
+func (c *Cgroup) cpuQuotaFile() (dir, file, none string) {
 	if c.h.version == V2 {
-		return c.h.write(c.dirs[0], "cpu.max", "max")
+		return c.dirs[0], "cpu.max", "max"
 	}
-	return c.h.write(c.ctl["cpu"], "cpu.cfs_quota_us", "-1")
+	return c.ctl["cpu"], "cpu.cfs_quota_us", "-1"
 }
 
 func (c *Cgroup) signalAll(deadline time.Time) error {
@@ -968,10 +975,7 @@ func (c *Cgroup) CPUCounters() (CPUCounters, error) {
 func (c *Cgroup) RequeueCPU() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	dir, file, none := c.ctl["cpu"], "cpu.cfs_quota_us", "-1"
-	if c.h.version == V2 {
-		dir, file, none = c.dirs[0], "cpu.max", "max"
-	}
+	dir, file, none := c.cpuQuotaFile()
 	b, err := c.h.read(dir, file)
 	if err != nil {
 		return err
