@@ -11,15 +11,18 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/execpath"
 	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 )
 
-// drainGrace is how long output is still read after the process exits,
-// for data already in the pipe; a daemonised grandchild that keeps the
-// pipe open does not hold the end event back longer than this.
-const drainGrace = 200 * time.Millisecond
+// drainGrace is how long output is still followed after the process
+// exits: a daemonised grandchild that keeps the pipe open does not hold
+// the end event back longer than this. Whatever is in the pipe when it
+// runs out is still read (see stopReading): a busy host that delays the
+// readers loses no output. A variable for tests.
+var drainGrace = 200 * time.Millisecond
 
 // proc is one process started by the service.
 type proc struct {
@@ -135,8 +138,9 @@ func closeAll(files ...*os.File) {
 	}
 }
 
-// copyOut moves output into the history until EOF or until the reader
-// is closed after the process ended.
+// copyOut moves output into the history until EOF, or until stopReading
+// ends it after the process ended; then it takes what the pipe still
+// holds.
 func (p *proc) copyOut(r *os.File, s stream) {
 	buf := make([]byte, 32<<10)
 	for {
@@ -144,10 +148,45 @@ func (p *proc) copyOut(r *os.File, s stream) {
 		if n > 0 {
 			p.out.append(s, buf[:n])
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			p.takePending(r, s, buf)
+			return
+		}
 		if err != nil {
 			return
 		}
 	}
+}
+
+// stopReading ends copyOut on r: a read deadline in the past wakes the
+// blocked read, and copyOut then empties the pipe without waiting. A
+// file that takes no deadline is closed instead.
+func stopReading(r *os.File) {
+	if r.SetReadDeadline(time.Now()) != nil {
+		r.Close()
+	}
+}
+
+// takePending reads what r holds right now, without waiting for more,
+// up to the history's budget (a writer that never stops cannot keep the
+// agent here).
+func (p *proc) takePending(r *os.File, s stream, buf []byte) {
+	rc, err := r.SyscallConn()
+	if err != nil || r.SetReadDeadline(time.Time{}) != nil {
+		return
+	}
+	budget := p.out.max
+	rc.Read(func(fd uintptr) bool {
+		for budget > 0 {
+			n, err := unix.Read(int(fd), buf)
+			if n <= 0 || err != nil {
+				break
+			}
+			p.out.append(s, buf[:n])
+			budget -= n
+		}
+		return true
+	})
 }
 
 // wait reaps the process, lets the readers drain, and records the end.
@@ -163,6 +202,10 @@ func (p *proc) wait(wait func() syscall.WaitStatus, readers []func()) {
 	select {
 	case <-drained:
 	case <-time.After(drainGrace):
+		for _, r := range p.readEnds {
+			stopReading(r)
+		}
+		<-drained
 	}
 	closeAll(p.readEnds...)
 	p.inMu.Lock()

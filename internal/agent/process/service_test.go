@@ -468,3 +468,31 @@ func TestChildrenAreOOMVictimsFirst(t *testing.T) {
 		t.Errorf("the agent's oom_score_adj: %q before, %q after (%v)", before, after, err)
 	}
 }
+
+// Output already in the pipes when the drain grace runs out is kept: with
+// no grace at all, and a background child holding the pipes open, every
+// run still reports what the process wrote, and the end is not held back
+// by the child.
+func TestOutputKeptWhenGraceRunsOut(t *testing.T) {
+	saved := drainGrace
+	drainGrace = 0
+	t.Cleanup(func() { drainGrace = saved })
+	c, _ := newClient(t, Config{})
+	for i := range 20 {
+		s, err := c.Start(context.Background(), startReq("/bin/sh", "-c", "sleep 5 & echo out; echo err >&2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t0 := time.Now()
+		r := collect(t, s, func() *pb.ProcessEvent { return s.Msg().GetEvent() })
+		if r.stdout.String() != "out\n" || r.stderr.String() != "err\n" {
+			t.Fatalf("run %d: stdout %q stderr %q, want out and err", i, r.stdout.String(), r.stderr.String())
+		}
+		if d := time.Since(t0); d > 4*time.Second {
+			t.Fatalf("run %d: the end took %v: the background child held it back", i, d)
+		}
+		if r.end.GetExitCode() != 0 {
+			t.Fatalf("run %d: end %+v", i, r.end)
+		}
+	}
+}
