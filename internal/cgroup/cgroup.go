@@ -76,6 +76,15 @@ type Limits struct {
 	// supervisor and tenant together, and the difference is the
 	// supervisor's own: a fork bomb fills only the nested limit.
 	TenantPids int64
+	// SupervisorMemory, with TenantPids and MemoryBytes, gives the
+	// supervisor memory of its own where the hierarchy allows it (v1):
+	// the tenant cgroup is then also nested in the memory hierarchy,
+	// limited to MemoryBytes, and the cgroup to MemoryBytes +
+	// SupervisorMemory, so a tenant at its limit reclaims and meets the
+	// OOM killer alone while the supervisor's own allocations still
+	// succeed. On v2 the tenant cgroup is threaded, which memory cannot
+	// be: it is ignored there and MemoryBytes bounds both.
+	SupervisorMemory int64
 	// OOMOneVictim makes the OOM killer end one process (the one with the
 	// highest oom_score) instead of the whole cgroup (v2 memory.oom.group
 	// 0 instead of 1): for cgroups whose supervisor must survive a tenant's
@@ -92,6 +101,8 @@ func (l Limits) validate() error {
 		return fmt.Errorf("%w: pids %d", ErrInvalidLimits, l.Pids)
 	case l.TenantPids < 0 || (l.TenantPids > 0 && l.Pids > 0 && l.TenantPids > l.Pids):
 		return fmt.Errorf("%w: tenant pids %d (cgroup pids %d)", ErrInvalidLimits, l.TenantPids, l.Pids)
+	case l.SupervisorMemory < 0 || (l.SupervisorMemory > 0 && l.TenantPids == 0):
+		return fmt.Errorf("%w: supervisor memory %d bytes (tenant pids %d)", ErrInvalidLimits, l.SupervisorMemory, l.TenantPids)
 	case l.CPUQuota < 0 || math.IsNaN(l.CPUQuota) || math.IsInf(l.CPUQuota, 0):
 		return fmt.Errorf("%w: cpu quota %v cores", ErrInvalidLimits, l.CPUQuota)
 	}
@@ -282,15 +293,25 @@ func (h *Hierarchy) Create(name string, l Limits) (_ *Cgroup, retErr error) {
 		}
 		created = append(created, d)
 	}
+	if h.version == V1 && l.TenantPids > 0 && l.SupervisorMemory > 0 && l.MemoryBytes > 0 {
+		// Set before apply, which then gives the cgroup the
+		// supervisor's share on top.
+		c.tenantMem = filepath.Join(c.ctl["memory"], TenantDir)
+	}
 	if err := c.apply(l, true); err != nil {
 		return nil, err
 	}
 	if l.TenantPids > 0 {
 		d := filepath.Join(c.ctl["pids"], TenantDir)
-		if err := h.fs.Mkdir(d); err != nil {
-			return nil, fmt.Errorf("cgroup: create %s: %w", d, cause(err))
+		for _, dir := range []string{d, c.tenantMem} {
+			if dir == "" {
+				continue
+			}
+			if err := h.fs.Mkdir(dir); err != nil {
+				return nil, fmt.Errorf("cgroup: create %s: %w", dir, cause(err))
+			}
+			created = append(created, dir)
 		}
-		created = append(created, d)
 		c.tenant = d
 		if h.version == V2 {
 			if err := c.nestTenantV2(); err != nil {
@@ -307,7 +328,8 @@ func (h *Hierarchy) Create(name string, l Limits) (_ *Cgroup, retErr error) {
 // TenantDir is the name of the nested cgroup Limits.TenantPids creates.
 const TenantDir = "tenant"
 
-// applyTenant writes the nested cgroup's pids.max, if there is one.
+// applyTenant writes the nested cgroup's pids.max and, where it is in the
+// memory hierarchy too, its memory limit, if there is one.
 func (c *Cgroup) applyTenant(l Limits) error {
 	if c.tenant == "" {
 		return nil
@@ -316,40 +338,67 @@ func (c *Cgroup) applyTenant(l Limits) error {
 	if l.TenantPids > 0 {
 		v = strconv.FormatInt(l.TenantPids, 10)
 	}
-	return c.h.write(c.tenant, "pids.max", v)
+	if err := c.h.write(c.tenant, "pids.max", v); err != nil {
+		return err
+	}
+	if c.tenantMem == "" {
+		return nil
+	}
+	return c.memoryV1(c.tenantMem, l.MemoryBytes, false)
 }
 
-// TenantFile opens, for writing, the file through which a thread of the
-// cgroup's supervisor moves itself into the nested tenant cgroup by
-// writing "0": the tenant's v1 pids "tasks" file, or its v2
+// memoryBytes is the memory limit of the cgroup itself: the tenant's and,
+// when the tenant cgroup is nested in the memory hierarchy, the
+// supervisor's share on top.
+func (c *Cgroup) memoryBytes(l Limits) int64 {
+	if c.tenantMem != "" && l.MemoryBytes > 0 {
+		return l.MemoryBytes + l.SupervisorMemory
+	}
+	return l.MemoryBytes
+}
+
+// TenantFiles opens, for writing, the files through which a thread of
+// the cgroup's supervisor moves itself into the nested tenant cgroup by
+// writing "0" to each: the tenant's v1 "tasks" files (pids, and memory
+// when Limits.SupervisorMemory nested it there too), or its v2
 // "cgroup.threads" (the tenant cgroup is threaded). Processes such a
-// thread forks are born there and count against its pids limit. The
-// kernel checks such writes against the opener's credentials (v1; v2
-// since Linux 5.16), so the descriptor may be handed to an unprivileged
+// thread forks are born there and count against its limits. The kernel
+// checks such writes against the opener's credentials (v1; v2 since
+// Linux 5.16), so the descriptors may be handed to an unprivileged
 // supervisor; on older v2 kernels the writer's own credentials count, so
 // the cgroup.procs files the kernel checks are given to owner (the
-// supervisor's host uid). The descriptor reaches no other cgroup: writes
-// through it move only tasks the writer can see (its own pid namespace)
-// into the tenant cgroup. The caller closes it. Without a tenant cgroup
-// it returns ErrNotSupported.
-func (c *Cgroup) TenantFile(owner int) (*os.File, error) {
+// supervisor's host uid). The descriptors reach no other cgroup: writes
+// through them move only tasks the writer can see (its own pid
+// namespace) into the tenant cgroup. The caller closes them. Without a
+// tenant cgroup it returns ErrNotSupported.
+func (c *Cgroup) TenantFiles(owner int) ([]*os.File, error) {
 	if c.tenant == "" {
 		return nil, ErrNotSupported
 	}
-	file := "tasks"
+	paths := []string{filepath.Join(c.tenant, "tasks")}
+	if c.tenantMem != "" {
+		paths = append(paths, filepath.Join(c.tenantMem, "tasks"))
+	}
 	if c.h.version == V2 {
-		file = "cgroup.threads"
+		paths = []string{filepath.Join(c.tenant, "cgroup.threads")}
 		for _, d := range []string{c.dirs[0], c.tenant} {
 			if err := os.Chown(filepath.Join(d, "cgroup.procs"), owner, -1); err != nil {
 				return nil, fmt.Errorf("cgroup: delegate %s: %w", d, err)
 			}
 		}
 	}
-	f, err := os.OpenFile(filepath.Join(c.tenant, file), os.O_WRONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("cgroup: open %s/%s: %w", c.tenant, file, err)
+	var files []*os.File
+	for _, p := range paths {
+		f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_CLOEXEC, 0)
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("cgroup: open %s: %w", p, err)
+		}
+		files = append(files, f)
 	}
-	return f, nil
+	return files, nil
 }
 
 // Open re-opens the existing cgroup name (after a daemon restart). Its
@@ -357,10 +406,10 @@ func (c *Cgroup) TenantFile(owner int) (*os.File, error) {
 // fs.ErrNotExist. Counter baselines from a previous [Cgroup.Reset] are
 // not recovered.
 func (h *Hierarchy) Open(name string) (*Cgroup, error) {
-	if err := validateName(name); err != nil {
+	c, err := h.Leftover(name)
+	if err != nil {
 		return nil, err
 	}
-	c := h.newCgroup(name)
 	for _, d := range c.dirs {
 		fi, err := h.fs.Stat(d)
 		if err != nil {
@@ -370,8 +419,25 @@ func (h *Hierarchy) Open(name string) (*Cgroup, error) {
 			return nil, fmt.Errorf("cgroup: open %s: not a directory", d)
 		}
 	}
+	return c, nil
+}
+
+// Leftover returns a handle on whatever remains of cgroup name, for
+// Destroy only: on v1 a cgroup whose creation or removal was cut short
+// may exist in some controllers and not others, which Open refuses.
+// Destroy kills what the remaining directories hold and removes them.
+func (h *Hierarchy) Leftover(name string) (*Cgroup, error) {
+	if err := validateName(name); err != nil {
+		return nil, err
+	}
+	c := h.newCgroup(name)
 	if d := filepath.Join(c.ctl["pids"], TenantDir); h.isDir(d) {
 		c.tenant = d
+	}
+	if h.version == V1 {
+		if d := filepath.Join(c.ctl["memory"], TenantDir); h.isDir(d) {
+			c.tenantMem = d
+		}
 	}
 	return c, nil
 }
@@ -398,6 +464,9 @@ type Cgroup struct {
 	// tenant is the nested tenant cgroup's directory (in the pids
 	// hierarchy on v1), if Limits.TenantPids created one.
 	tenant string
+	// tenantMem is the tenant's directory in the v1 memory hierarchy,
+	// if Limits.SupervisorMemory nested it there too.
+	tenantMem string
 
 	mu   sync.Mutex
 	base baseline

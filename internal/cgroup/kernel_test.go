@@ -7,12 +7,14 @@ package cgroup
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -388,14 +390,16 @@ func TestKernelFD(t *testing.T) {
 	}
 }
 
-// tenantHelper moves its only thread into the tenant cgroup (fd 3) and
-// forks five sleepers there; it reports how many started, how many forks
-// failed, whether its thread is in the tenant cgroup, and whether every
-// sleeper was born there.
+// tenantHelper moves its only thread into the tenant cgroup (fds 3 to
+// 3+argv[1]-1) and forks five sleepers there; it reports how many
+// started, how many forks failed, whether its thread is in the tenant
+// cgroup, whether every sleeper was born there, and in how many
+// hierarchies the first one is in it.
 const tenantHelper = `
 import os, sys
 sys.stdin.readline()
-os.write(3, b"0")
+for fd in range(3, 3 + int(sys.argv[1])):
+    os.write(fd, b"0")
 started, failed = [], 0
 for i in range(5):
     try:
@@ -411,31 +415,54 @@ for i in range(5):
     started.append(pid)
 mine = open("/proc/thread-self/cgroup").read()
 kids = [open("/proc/%d/cgroup" % p).read() for p in started]
-print(len(started), failed, "/tenant" in mine, all("/tenant" in k for k in kids), flush=True)
+print(len(started), failed, "/tenant" in mine, all("/tenant" in k for k in kids), kids[0].count("/tenant"), flush=True)
 sys.stdin.readline()
 `
 
 func TestKernelTenantCgroup(t *testing.T) {
 	h := requireHierarchy(t)
-	c := createTest(t, h, Limits{Pids: 16, TenantPids: 3})
+	c := createTest(t, h, Limits{MemoryBytes: 64 * mib, Pids: 16, TenantPids: 3, SupervisorMemory: 16 * mib})
 	tenant := filepath.Join(c.ctl["pids"], TenantDir)
 	if got := readTrim(t, filepath.Join(tenant, "pids.max")); got != "3" {
 		t.Errorf("tenant pids.max = %q, want 3", got)
 	}
+	// Hierarchies the tenant cgroup is in: on v1 pids and memory, the
+	// memory limit split between the tenant and the supervisor; on v2
+	// one threaded cgroup, the memory limit the cgroup's alone.
+	hierarchies, cgroupMem := 2, 80*mib
 	if h.Version() == V2 {
+		hierarchies, cgroupMem = 1, 64*mib
 		if got := readTrim(t, filepath.Join(tenant, "cgroup.type")); got != "threaded" {
 			t.Errorf("tenant cgroup.type = %q, want threaded", got)
 		}
+		if got := readTrim(t, filepath.Join(c.dirs[0], "memory.max")); got != strconv.Itoa(cgroupMem) {
+			t.Errorf("memory.max = %s, want %d", got, cgroupMem)
+		}
+	} else {
+		mem := c.ctl["memory"]
+		if got := readTrim(t, filepath.Join(mem, "memory.limit_in_bytes")); got != strconv.Itoa(cgroupMem) {
+			t.Errorf("memory.limit_in_bytes = %s, want %d (the tenant's and the supervisor's)", got, cgroupMem)
+		}
+		if got := readTrim(t, filepath.Join(mem, TenantDir, "memory.limit_in_bytes")); got != strconv.Itoa(64*mib) {
+			t.Errorf("tenant memory.limit_in_bytes = %s, want %d", got, 64*mib)
+		}
 	}
-	enter, err := c.TenantFile(os.Getuid())
+	enter, err := c.TenantFiles(os.Getuid())
 	if err != nil {
-		t.Fatalf("TenantFile: %v", err)
+		t.Fatalf("TenantFiles: %v", err)
 	}
-	defer enter.Close()
+	if len(enter) != hierarchies {
+		t.Fatalf("TenantFiles gave %d files, want %d", len(enter), hierarchies)
+	}
+	defer func() {
+		for _, f := range enter {
+			f.Close()
+		}
+	}()
 
-	ch := &child{cmd: exec.Command("python3", "-c", tenantHelper), out: new(lockedBuffer), done: make(chan struct{})}
+	ch := &child{cmd: exec.Command("python3", "-c", tenantHelper, strconv.Itoa(len(enter))), out: new(lockedBuffer), done: make(chan struct{})}
 	ch.cmd.Stdout, ch.cmd.Stderr = ch.out, ch.out
-	ch.cmd.ExtraFiles = []*os.File{enter}
+	ch.cmd.ExtraFiles = enter
 	if ch.stdin, err = ch.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -454,8 +481,8 @@ func TestKernelTenantCgroup(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// The helper's thread takes one of the tenant's 3 pids.
-	if got := strings.TrimSpace(ch.out.String()); got != "2 3 True True" {
-		t.Fatalf("helper: %q, want %q (2 sleepers born in the tenant cgroup, 3 forks refused, the thread in it)", got, "2 3 True True")
+	if got, want := strings.TrimSpace(ch.out.String()), fmt.Sprintf("2 3 True True %d", hierarchies); got != want {
+		t.Fatalf("helper: %q, want %q (2 sleepers born in the tenant cgroup in every hierarchy, 3 forks refused, the thread in it)", got, want)
 	}
 	if got := readTrim(t, filepath.Join(tenant, "pids.current")); got != "3" {
 		t.Errorf("tenant pids.current = %s, want the helper's thread and 2 sleepers", got)
@@ -465,10 +492,63 @@ func TestKernelTenantCgroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c2.SetLimits(Limits{Pids: 16, TenantPids: 5}); err != nil {
+	if err := c2.SetLimits(Limits{MemoryBytes: 48 * mib, Pids: 16, TenantPids: 5, SupervisorMemory: 16 * mib}); err != nil {
 		t.Fatalf("SetLimits: %v", err)
 	}
 	if got := readTrim(t, filepath.Join(tenant, "pids.max")); got != "5" {
 		t.Errorf("tenant pids.max after SetLimits = %q, want 5", got)
+	}
+	if h.Version() == V1 {
+		if got := readTrim(t, filepath.Join(c.ctl["memory"], TenantDir, "memory.limit_in_bytes")); got != strconv.Itoa(48*mib) {
+			t.Errorf("tenant memory.limit_in_bytes after SetLimits = %s, want %d", got, 48*mib)
+		}
+	}
+}
+
+// A cgroup left in only some controllers (a removal cut short on v1) is
+// refused by Open and removed through Leftover, processes included.
+func TestKernelLeftoverRemovesPartialCgroup(t *testing.T) {
+	h := requireHierarchy(t)
+	c, err := h.Create(testName(t), Limits{MemoryBytes: 32 * mib, CPUQuota: 1, Pids: 8})
+	if err != nil {
+		t.Fatalf("Create: %v", err)
+	}
+	ch := startChild(t, "/bin/sh", "-c", "read x; exec sleep 30") // one process throughout
+	if err := c.AddProc(ch.pid()); err != nil {
+		t.Fatalf("AddProc: %v", err)
+	}
+	ch.release(t)
+	dirs := c.Dirs()
+	if len(dirs) > 1 {
+		// Remove one controller's directory: move the child out of it
+		// first (to the same controller's root), as a cut-short removal
+		// would have left it.
+		gone := dirs[len(dirs)-1]
+		if err := os.WriteFile(filepath.Join(filepath.Dir(filepath.Dir(gone)), "cgroup.procs"), []byte(strconv.Itoa(ch.pid())), 0); err != nil {
+			t.Fatalf("move child out of %s: %v", gone, err)
+		}
+		if err := os.Remove(gone); err != nil {
+			t.Fatalf("remove %s: %v", gone, err)
+		}
+		if _, err := h.Open(c.Name()); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("Open of a partial cgroup = %v, want fs.ErrNotExist", err)
+		}
+	}
+	left, err := h.Leftover(c.Name())
+	if err != nil {
+		t.Fatalf("Leftover: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := left.Destroy(ctx); err != nil {
+		t.Fatalf("Destroy: %v", err)
+	}
+	for _, d := range dirs {
+		if _, err := os.Stat(d); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s still exists (stat error %v)", d, err)
+		}
+	}
+	if sig, ok := signaled(ch.wait(t, 5*time.Second)); !ok || sig != syscall.SIGKILL {
+		t.Errorf("child not killed by SIGKILL")
 	}
 }

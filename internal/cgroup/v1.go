@@ -37,25 +37,7 @@ func (h *Hierarchy) prepareParentV1() error {
 // "unlimited".
 func (c *Cgroup) applyV1(l Limits, fresh bool) error {
 	h := c.h
-	mem := c.ctl["memory"]
-	hasMemsw, err := h.exists(mem, "memory.memsw.limit_in_bytes")
-	if err != nil {
-		return err
-	}
-	if l.MemoryBytes > 0 || !fresh {
-		if err := c.setMemoryV1(l.MemoryBytes, hasMemsw); err != nil {
-			return err
-		}
-	}
-	if !hasMemsw {
-		// No swap accounting: keep the kernel from swapping this
-		// cgroup's anonymous memory instead.
-		if err := h.write(mem, "memory.swappiness", "0"); err != nil {
-			return err
-		}
-	}
-	// oom_kill_disable 0: on OOM the kernel kills, it does not pause.
-	if err := h.write(mem, "memory.oom_control", "0"); err != nil {
+	if err := c.memoryV1(c.ctl["memory"], c.memoryBytes(l), fresh); err != nil {
 		return err
 	}
 
@@ -87,13 +69,37 @@ func (c *Cgroup) applyV1(l Limits, fresh bool) error {
 	return nil
 }
 
+// memoryV1 sets up the memory cgroup mem: its limit (bytes; on a fresh
+// cgroup 0 needs no write, else it means unlimited), no swap, and the
+// kernel OOM killer on.
+func (c *Cgroup) memoryV1(mem string, bytes int64, fresh bool) error {
+	h := c.h
+	hasMemsw, err := h.exists(mem, "memory.memsw.limit_in_bytes")
+	if err != nil {
+		return err
+	}
+	if bytes > 0 || !fresh {
+		if err := c.setMemoryV1(mem, bytes, hasMemsw); err != nil {
+			return err
+		}
+	}
+	if !hasMemsw {
+		// No swap accounting: keep the kernel from swapping this
+		// cgroup's anonymous memory instead.
+		if err := h.write(mem, "memory.swappiness", "0"); err != nil {
+			return err
+		}
+	}
+	// oom_kill_disable 0: on OOM the kernel kills, it does not pause.
+	return h.write(mem, "memory.oom_control", "0")
+}
+
 // setMemoryV1 sets memory.limit_in_bytes and, with swap accounting,
 // memory.memsw.limit_in_bytes to the same value (no swap). The kernel
 // requires memsw ≥ limit at every step, so memsw goes first when the
 // limit rises and last when it falls. bytes 0 means unlimited.
-func (c *Cgroup) setMemoryV1(bytes int64, hasMemsw bool) error {
+func (c *Cgroup) setMemoryV1(mem string, bytes int64, hasMemsw bool) error {
 	h := c.h
-	mem := c.ctl["memory"]
 	val, want := "-1", int64(math.MaxInt64)
 	if bytes > 0 {
 		val, want = strconv.FormatInt(bytes, 10), bytes

@@ -143,12 +143,16 @@ type sandbox struct {
 // agent keeps server.PidsReserve more for its threads: a fork bomb cannot
 // take the pids the agent's Go runtime needs (it treats a thread it cannot
 // create as fatal). The nested limit is one more than the tenant's, as for
-// the init: the agent's forking thread lives there.
+// the init: the agent's forking thread lives there. On cgroup v1 the
+// nested cgroup holds the tenant's memory limit too, and the agent has
+// server.MemoryReserve beyond it: a tenant at its limit does not stall the
+// agent in reclaim (and so the kills it is sent).
 func cgroupLimits(l limits.Limits, longLived, worker bool) cgroup.Limits {
 	c := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1, OOMOneVictim: longLived || worker}
 	if longLived {
 		c.TenantPids = l.Pids + 1
 		c.Pids += server.PidsReserve
+		c.SupervisorMemory = server.MemoryReserve
 	}
 	return c
 }

@@ -94,13 +94,15 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	listenFD := sb.passFD(lf)
 	// The agent starts tenant processes in the nested tenant cgroup (see
 	// cgroupLimits) from a thread it moves there.
-	tenant, err := sb.cg.TenantFile(int(sb.ids.HostID))
+	tenant, err := sb.cg.TenantFiles(int(sb.ids.HostID))
 	if err != nil {
 		return nil, fmt.Errorf("cgroup: %w", err)
 	}
-	sb.files = append(sb.files, tenant)
-	acfg := server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome,
-		TenantCgroupFD: sb.passFD(tenant)}
+	sb.files = append(sb.files, tenant...)
+	acfg := server.Config{ListenFD: listenFD, Env: withoutHome(sb.cfg.Env), Dir: rootfs.UserHome}
+	for _, f := range tenant {
+		acfg.TenantCgroupFDs = append(acfg.TenantCgroupFDs, sb.passFD(f))
+	}
 	agentCfg, err := json.Marshal(acfg)
 	if err != nil {
 		return nil, err
@@ -108,7 +110,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 	// The uid-range lock (the first passed descriptor) goes on into the
 	// agent, so the range stays reserved for the sandbox's whole life.
 	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD,
-		KeepFDs: []int{nsinit.ControlFD + 1, acfg.TenantCgroupFD}, Config: agentCfg}
+		KeepFDs: append([]int{nsinit.ControlFD + 1}, acfg.TenantCgroupFDs...), Config: agentCfg}
 	sb.cfg.Argv = nil
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)

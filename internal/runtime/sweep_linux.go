@@ -69,7 +69,9 @@ func (r *Runtime) sweep(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		if cg, err := r.cgroups.Open(name); err == nil {
+		// Leftover, not Open: a v1 cgroup left in only some
+		// controllers is stale too.
+		if cg, err := r.cgroups.Leftover(name); err == nil {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			if err := cg.Destroy(dctx); err != nil {
 				errs = append(errs, fmt.Errorf("remove stale cgroup %s: %w", name, err))

@@ -37,12 +37,12 @@ const ConfigEnv = "SOULBOX_AGENT"
 // Config configures the agent.
 type Config struct {
 	ListenFD int // an inherited listening socket whose path only the host sees
-	// TenantCgroupFD is the file through which a thread moves itself into
-	// the nested tenant cgroup (see cgroup.Cgroup.TenantFile); 0 means
-	// none (processes start in the agent's cgroup).
-	TenantCgroupFD int
-	Env            []string // base environment of the processes it starts
-	Dir            string   // their default working directory
+	// TenantCgroupFDs are the files through which a thread moves itself
+	// into the nested tenant cgroup (see cgroup.Cgroup.TenantFiles);
+	// none means processes start in the agent's cgroup.
+	TenantCgroupFDs []int
+	Env             []string // base environment of the processes it starts
+	Dir             string   // their default working directory
 }
 
 // PidsReserve is how many pids the runtime gives a long-lived sandbox's
@@ -53,6 +53,12 @@ type Config struct {
 // The agent's need is bounded: GOMAXPROCS 2, starts are serialised, and
 // file operations that hold a thread are limited (fsid.MaxLocked).
 const PidsReserve = 64
+
+// MemoryReserve is the memory the runtime gives a long-lived sandbox's
+// cgroup beyond the tenant's limit where the tenant's memory can be
+// accounted apart (cgroup v1): the agent's own, including the output
+// history it keeps (at most 4 MiB per process, see process.Config).
+const MemoryReserve = 64 << 20
 
 // Main runs the agent; it never returns.
 func Main() {
@@ -96,8 +102,12 @@ func serve(cfg Config) error {
 		}
 	}()
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
-	if cfg.TenantCgroupFD > 0 {
-		r.tenant = newTenantCgroup(os.NewFile(uintptr(cfg.TenantCgroupFD), "tenant cgroup"))
+	if len(cfg.TenantCgroupFDs) > 0 {
+		var enter []*os.File
+		for _, fd := range cfg.TenantCgroupFDs {
+			enter = append(enter, os.NewFile(uintptr(fd), "tenant cgroup fd "+strconv.Itoa(fd)))
+		}
+		r.tenant = newTenantCgroup(enter)
 	}
 	go r.run()
 	procs := process.New(process.Config{
