@@ -195,9 +195,18 @@ func (d *daemon) exec(ctx context.Context, c created, tag string, args ...string
 // together) and exit code (-100 if the stream carried no end event).
 func runStream(t testing.TB, ctx context.Context, c processconnect.ProcessClient, req *pb.StartRequest) (string, int32) {
 	t.Helper()
-	s, err := c.Start(ctx, connect.NewRequest(req))
+	out, code, err := startStream(ctx, c, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out, code
+}
+
+// startStream is runStream returning its error.
+func startStream(ctx context.Context, c processconnect.ProcessClient, req *pb.StartRequest) (string, int32, error) {
+	s, err := c.Start(ctx, connect.NewRequest(req))
+	if err != nil {
+		return "", 0, err
 	}
 	var out strings.Builder
 	var code int32 = -100
@@ -210,9 +219,48 @@ func runStream(t testing.TB, ctx context.Context, c processconnect.ProcessClient
 		}
 	}
 	if err := s.Err(); err != nil {
-		t.Fatalf("%s %v: %v", req.GetProcess().GetCmd(), req.GetProcess().GetArgs(), err)
+		return out.String(), code, fmt.Errorf("%s %v: %w", req.GetProcess().GetCmd(), req.GetProcess().GetArgs(), err)
 	}
-	return out.String(), code
+	return out.String(), code, nil
+}
+
+// dumpAgent logs the goroutines of sandbox id's agent that run SoulBox
+// code: on SIGQUIT the agent writes every goroutine's stack to its log
+// (under the data directory dir) and goes on.
+func dumpAgent(t *testing.T, dir, id string) {
+	t.Helper()
+	procs, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/sbx-*-" + id + "/cgroup.procs")
+	more, _ := filepath.Glob("/sys/fs/cgroup/soulbox/sbx-*-" + id + "/cgroup.procs")
+	for _, f := range append(procs, more...) {
+		b, _ := os.ReadFile(f)
+		for _, pid := range strings.Fields(string(b)) {
+			cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
+			if !strings.HasPrefix(string(cmd), "soulbox-agent") {
+				continue
+			}
+			// Opened first, in case the agent ends meanwhile and the
+			// daemon removes the sandbox's directory.
+			f, err := os.Open(filepath.Join(dir, "sandboxes", id, "agent.log"))
+			if err != nil {
+				t.Logf("sandbox %s: %v", id, err)
+				return
+			}
+			defer f.Close()
+			n, _ := strconv.Atoi(pid)
+			syscall.Kill(n, syscall.SIGQUIT)
+			time.Sleep(time.Second)
+			log, _ := io.ReadAll(f)
+			var ours []string
+			for _, g := range strings.Split(string(log), "\n\n") {
+				if strings.Contains(g, "soulbox/internal") {
+					ours = append(ours, g)
+				}
+			}
+			t.Logf("sandbox %s: agent (pid %s) goroutines in SoulBox code:\n%s", id, pid, strings.Join(ours, "\n\n"))
+			return
+		}
+	}
+	t.Logf("sandbox %s: no agent found", id)
 }
 
 // startBackground starts a command and returns as soon as it started.

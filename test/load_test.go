@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	pb "github.com/soulbox-dev/soulbox/sdk/go/envd/process"
 )
 
 // TestDaemonLoad keeps 200 sandboxes alive at once, runs a command in
@@ -64,13 +66,24 @@ func TestDaemonLoad(t *testing.T) {
 	if d.call(key, "GET", "/v2/sandboxes?limit=100", nil, &list); len(list) != min(n, 100) {
 		t.Fatalf("first page: %d", len(list))
 	}
-	// All live at once: one command in each, all in parallel.
+	// All live at once: one command in each, all in parallel. A command
+	// that has not ended after two minutes fails the test with its
+	// agent's goroutines (it once hung in a full run).
 	results := make(chan string, n)
+	var stuck sync.Map
 	for i, c := range boxes {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, code := d.exec(ctx, c, "", "sh", "-c", "echo $((6*7))-"+strconv.Itoa(i))
+			ectx, ecancel := context.WithTimeout(ctx, 2*time.Minute)
+			defer ecancel()
+			req := &pb.StartRequest{Process: &pb.ProcessConfig{Cmd: "sh", Args: []string{"-c", "echo $((6*7))-" + strconv.Itoa(i)}}}
+			out, code, err := startStream(ectx, d.procClient(c), req)
+			if err != nil {
+				stuck.Store(c.SandboxID, true)
+				results <- "sandbox " + c.SandboxID + ": " + err.Error()
+				return
+			}
 			if want := "42-" + strconv.Itoa(i) + "\n"; out != want || code != 0 {
 				results <- "sandbox " + c.SandboxID + ": " + out
 			}
@@ -81,6 +94,10 @@ func TestDaemonLoad(t *testing.T) {
 	for r := range results {
 		t.Error(r)
 	}
+	stuck.Range(func(id, _ any) bool {
+		dumpAgent(t, dir, id.(string))
+		return true
+	})
 	for _, c := range boxes {
 		wg.Add(1)
 		go func() {

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -95,10 +96,17 @@ func serve(cfg Config) error {
 	// Only the host ends the agent (SIGKILL through its pidfd or cgroup).
 	// The signals are caught and dropped rather than ignored: an ignored
 	// signal stays ignored across exec, in every process the agent starts.
+	// SIGQUIT, which only the host can send (tenant processes run as
+	// another uid without capabilities), writes every goroutine's stack to
+	// the agent's log, for diagnosis, and the agent goes on.
 	drop := make(chan os.Signal, 1)
 	signal.Notify(drop, unix.SIGHUP, unix.SIGINT, unix.SIGTERM, unix.SIGQUIT)
 	go func() {
-		for range drop {
+		for sig := range drop {
+			if sig == unix.SIGQUIT {
+				buf := make([]byte, 4<<20)
+				os.Stderr.Write(buf[:runtime.Stack(buf, true)])
+			}
 		}
 	}()
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
