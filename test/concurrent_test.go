@@ -40,7 +40,7 @@ func TestThousandConcurrentHostile(t *testing.T) {
 	hostile := []string{
 		"f(){ f|f& }; f", // fork bomb (pids limit)
 		"dd if=/dev/zero of=/dev/null bs=400M count=1",          // memory: a 400 MiB buffer (cgroup OOM)
-		"head -c 1M /dev/zero",                                  // output flood through the agent and daemon
+		"head -c 4M /dev/zero",                                  // output flood through the agent and daemon (its whole history)
 		"timeout 3 sh -c 'while :; do :; done'",                 // busy loop
 		"dd if=/dev/zero of=/home/user/fill.$$ bs=1M",           // disk fill (ENOSPC)
 		"ulimit -n 2048; while exec {fd}</dev/null; do :; done", // fd exhaustion (EMFILE)
@@ -52,7 +52,7 @@ func TestThousandConcurrentHostile(t *testing.T) {
 	var sbxs []*soulbox.Sandbox
 	for range sandboxes {
 		s, err := c.Create(ctx, soulbox.CreateOptions{Timeout: 5 * time.Minute,
-			Limits: soulbox.Limits{MemoryMB: 512, DiskSizeMB: 64, Pids: 256, CPUs: 1}})
+			Limits: soulbox.Limits{MemoryMB: 256, DiskSizeMB: 64, Pids: 256, CPUs: 1}})
 		if err != nil {
 			t.Fatal(err)
 		}

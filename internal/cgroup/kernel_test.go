@@ -7,8 +7,8 @@ package cgroup
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"

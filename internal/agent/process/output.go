@@ -1,19 +1,41 @@
 package process
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // output is the bounded history of one process's output chunks. Readers
 // follow it by sequence number; when the history exceeds its byte budget
-// the oldest chunks are dropped, so a reader that re-attaches late gets
-// what is still kept. Safe for concurrent use.
+// (its own, or the service's total shared by every process) the oldest
+// chunks are dropped, so a reader that re-attaches late gets what is
+// still kept. Safe for concurrent use.
 type output struct {
 	mu      sync.Mutex
 	chunks  []chunk
 	first   int64 // sequence number of chunks[0]
 	size    int
 	max     int
+	total   *budget // shared by the service's processes; nil: none
 	closed  bool
 	changed chan struct{} // closed and replaced on every append and on close
+}
+
+// budget bounds the output history of all of a service's processes
+// together: a tenant starting many processes that each fill their own
+// history would otherwise grow the agent without bound.
+type budget struct {
+	used atomic.Int64
+	max  int64
+}
+
+// over reports whether the histories hold more than the budget.
+func (b *budget) over() bool { return b != nil && b.used.Load() > b.max }
+
+func (b *budget) add(n int) {
+	if b != nil {
+		b.used.Add(int64(n))
+	}
 }
 
 // chunk is one piece of output from one stream.
@@ -30,8 +52,8 @@ const (
 	streamPTY
 )
 
-func newOutput(max int) *output {
-	return &output{max: max, changed: make(chan struct{})}
+func newOutput(max int, total *budget) *output {
+	return &output{max: max, total: total, changed: make(chan struct{})}
 }
 
 func (o *output) append(s stream, p []byte) {
@@ -40,13 +62,27 @@ func (o *output) append(s stream, p []byte) {
 	defer o.mu.Unlock()
 	o.chunks = append(o.chunks, chunk{s, data})
 	o.size += len(data)
-	for o.size > o.max && len(o.chunks) > 1 {
-		o.size -= len(o.chunks[0].data)
+	o.total.add(len(data))
+	// The process writing pays: its oldest output goes first (a live
+	// reader has usually sent it already).
+	for (o.size > o.max || o.total.over()) && len(o.chunks) > 1 {
+		n := len(o.chunks[0].data)
+		o.size -= n
+		o.total.add(-n)
 		o.chunks[0] = chunk{}
 		o.chunks = o.chunks[1:]
 		o.first++
 	}
 	o.wake()
+}
+
+// release gives the history's bytes back to the shared budget; the
+// process is forgotten.
+func (o *output) release() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.total.add(-o.size)
+	o.chunks, o.size = nil, 0
 }
 
 // close marks the end of output: readers drain what is left and stop.

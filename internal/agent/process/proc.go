@@ -43,7 +43,7 @@ type proc struct {
 }
 
 // spawn starts the process described by req.
-func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *syscall.Credential, outputLimit int) (*proc, error) {
+func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *syscall.Credential, out *output) (*proc, error) {
 	cfg := req.GetProcess()
 	path, err := execpath.Look(cfg.GetCmd(), env)
 	if err != nil {
@@ -52,7 +52,7 @@ func spawn(w Waiter, req *pb.StartRequest, env []string, dir string, cred *sysca
 	cmd := &exec.Cmd{Path: path, Args: append([]string{cfg.GetCmd()}, cfg.GetArgs()...)}
 	cmd.Env = env
 	cmd.Dir = dir
-	p := &proc{config: cfg, cmd: cmd, out: newOutput(outputLimit), done: make(chan struct{})}
+	p := &proc{config: cfg, cmd: cmd, out: out, done: make(chan struct{})}
 	if req.Tag != nil {
 		p.tag, p.hasTag = req.GetTag(), true
 	}

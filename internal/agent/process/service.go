@@ -29,11 +29,15 @@ import (
 
 // Config configures a Service.
 type Config struct {
-	Env         []string      // base environment (KEY=VALUE) of every process
-	Dir         string        // working directory when the request names none
-	OutputLimit int           // bytes of output history kept per process
-	KeepAlive   time.Duration // interval of keepalive events on streams
-	Linger      time.Duration // how long an ended process stays connectable
+	Env         []string // base environment (KEY=VALUE) of every process
+	Dir         string   // working directory when the request names none
+	OutputLimit int      // bytes of output history kept per process
+	// OutputBudget bounds the output history of all processes together
+	// (bytes); when it is reached, a process writing output loses its
+	// oldest history first.
+	OutputBudget int
+	KeepAlive    time.Duration // interval of keepalive events on streams
+	Linger       time.Duration // how long an ended process stays connectable
 	// User maps a user name (from the request's Basic authorization,
 	// "user" by default) to the credentials and home directory a process
 	// runs with. Nil runs every process as the agent's own user in Dir.
@@ -55,9 +59,15 @@ type Service struct {
 	mu    sync.Mutex
 	procs map[uint32]*proc
 	env   []string // set by SetEnv: added to (and overriding) cfg.Env
+	// outputs is the budget every process's output history draws on.
+	outputs *budget
 }
 
 var _ processconnect.ProcessHandler = (*Service)(nil)
+
+// DefaultOutputBudget is the default total of output history kept for all
+// processes together.
+const DefaultOutputBudget = 16 << 20
 
 // DefaultUser is the user processes run as when a request names none.
 const DefaultUser = "user"
@@ -66,6 +76,9 @@ const DefaultUser = "user"
 func New(cfg Config) *Service {
 	if cfg.OutputLimit <= 0 {
 		cfg.OutputLimit = 4 << 20
+	}
+	if cfg.OutputBudget <= 0 {
+		cfg.OutputBudget = DefaultOutputBudget
 	}
 	if cfg.KeepAlive <= 0 {
 		cfg.KeepAlive = 50 * time.Second
@@ -79,7 +92,7 @@ func New(cfg Config) *Service {
 	if cfg.Waiter == nil {
 		cfg.Waiter = DirectWaiter{}
 	}
-	return &Service{cfg: cfg, procs: map[uint32]*proc{}}
+	return &Service{cfg: cfg, procs: map[uint32]*proc{}, outputs: &budget{max: int64(cfg.OutputBudget)}}
 }
 
 // Handler returns the HTTP path prefix and handler serving the service.
@@ -183,7 +196,7 @@ func (s *Service) start(req *connect.Request[pb.StartRequest]) (*proc, error) {
 			}
 		}
 	}
-	p, err := spawn(s.cfg.Waiter, m, env, dir, u.Cred, s.cfg.OutputLimit)
+	p, err := spawn(s.cfg.Waiter, m, env, dir, u.Cred, newOutput(s.cfg.OutputLimit, s.outputs))
 	if err != nil {
 		return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("start %s: %w", m.GetProcess().GetCmd(), err))
 	}
@@ -195,6 +208,7 @@ func (s *Service) start(req *connect.Request[pb.StartRequest]) (*proc, error) {
 			if s.procs[p.pid] == p {
 				delete(s.procs, p.pid)
 			}
+			p.out.release()
 			s.mu.Unlock()
 		})
 	}()

@@ -360,18 +360,47 @@ func TestDeadline(t *testing.T) {
 	}
 }
 
+func kept(o *output) int {
+	cs, _, _, _ := o.read(0)
+	n := 0
+	for _, c := range cs {
+		n += len(c.data)
+	}
+	return n
+}
+
 func TestOutputHistoryIsBounded(t *testing.T) {
-	o := newOutput(10)
+	o := newOutput(10, nil)
 	for i := 0; i < 100; i++ {
 		o.append(streamStdout, []byte("abcd"))
 	}
-	cs, next, _, _ := o.read(0)
-	total := 0
-	for _, c := range cs {
-		total += len(c.data)
-	}
-	if total > 12 || next != 100 {
+	_, next, _, _ := o.read(0)
+	if total := kept(o); total > 12 || next != 100 {
 		t.Errorf("kept %d bytes (next %d): the history must stay near its 10-byte budget", total, next)
+	}
+}
+
+// The histories of all processes together stay within the service's
+// budget: the process writing loses its own oldest output, a quiet one
+// keeps its history, and a forgotten one gives its bytes back.
+func TestOutputBudgetIsShared(t *testing.T) {
+	b := &budget{max: 100}
+	quiet, loud := newOutput(80, b), newOutput(80, b)
+	for range 10 {
+		quiet.append(streamStdout, []byte("0123456789"))
+	}
+	for range 100 {
+		loud.append(streamStdout, []byte("abcdefghij"))
+	}
+	if q, l, used := kept(quiet), kept(loud), b.used.Load(); q != 80 || l > 20 || used > 100 || used != int64(q+l) {
+		t.Errorf("quiet kept %d, loud %d, budget used %d: want 80, at most 20, at most 100 and their sum", q, l, used)
+	}
+	quiet.release()
+	for range 10 {
+		loud.append(streamStdout, []byte("abcdefghij"))
+	}
+	if l, used := kept(loud), b.used.Load(); l != 80 || used != 80 {
+		t.Errorf("after the quiet history was released: loud kept %d, budget used %d, want 80 and 80", l, used)
 	}
 }
 

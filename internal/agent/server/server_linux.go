@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"os/user"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -58,7 +59,8 @@ const PidsReserve = 64
 // MemoryReserve is the memory the runtime gives a long-lived sandbox's
 // cgroup beyond the tenant's limit where the tenant's memory can be
 // accounted apart (cgroup v1): the agent's own, including the output
-// history it keeps (at most 4 MiB per process, see process.Config).
+// history it keeps (at most 4 MiB per process and
+// process.DefaultOutputBudget in all).
 const MemoryReserve = 64 << 20
 
 // Main runs the agent; it never returns.
@@ -109,6 +111,10 @@ func serve(cfg Config) error {
 			}
 		}
 	}()
+	// The Go heap's soft limit: well inside MemoryReserve, so the
+	// collector works harder before the agent could meet its cgroup's
+	// limit (output history is bounded by process.DefaultOutputBudget).
+	debug.SetMemoryLimit(MemoryReserve * 3 / 4)
 	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
 	if len(cfg.TenantCgroupFDs) > 0 {
 		var enter []*os.File
