@@ -41,6 +41,30 @@ func TestHostTemplateSkeleton(t *testing.T) {
 		}
 		return nil
 	})
+	// Copied files keep their modification times (programs compare them:
+	// Python's cached bytecode of /etc/python3*/sitecustomize.py).
+	copied := 0
+	filepath.Walk(etc, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(etc, p)
+		if _, generated := generatedEtc()[rel]; generated {
+			return nil
+		}
+		host, err := os.Stat(filepath.Join("/etc", rel))
+		if err != nil {
+			return nil
+		}
+		copied++
+		if !host.ModTime().Equal(fi.ModTime()) {
+			t.Errorf("/etc/%s: modification time %v in the template, %v on the host", rel, fi.ModTime(), host.ModTime())
+		}
+		return nil
+	})
+	if copied == 0 {
+		t.Error("no copied file found in the template's /etc")
+	}
 	// Merged-/usr symlinks are recreated; /usr is an attached tree.
 	if target, err := os.Readlink(filepath.Join(tmpl.Skeleton, "bin")); err == nil && target != "usr/bin" {
 		t.Errorf("bin -> %q, want usr/bin", target)
