@@ -115,15 +115,29 @@ func walkDir(dirfd int, prefix string, depth int, fn func(string, int, *unix.Sta
 	return true
 }
 
-// readNames lists a directory through a duplicate of dirfd.
+// readNames lists a directory's entries, without . and .., from its start.
 func readNames(dirfd int) ([]string, error) {
-	dup, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
+	// The descriptor itself, rewound: its callers use it only as the
+	// anchor of *at calls, so its offset is free (a worker empties its
+	// directories this way after every case).
+	if _, err := unix.Seek(dirfd, 0, io.SeekStart); err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(dup), "dir")
-	defer f.Close()
-	return f.Readdirnames(-1)
+	buf := make([]byte, 8<<10)
+	var names []string
+	for {
+		n, err := unix.Getdents(dirfd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n <= 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names) // without . and ..
+	}
 }
 
 // openPathNoFollow opens an absolute directory path one component at a
