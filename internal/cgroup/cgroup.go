@@ -387,6 +387,12 @@ func (c *Cgroup) TenantFiles(owner int) ([]*os.File, error) {
 			}
 		}
 	}
+	return openForWriting(paths)
+}
+
+// openForWriting opens every path for writing, or none: on an error the
+// files opened so far are closed.
+func openForWriting(paths []string) ([]*os.File, error) {
 	var files []*os.File
 	for _, p := range paths {
 		f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_CLOEXEC, 0)

@@ -295,16 +295,9 @@ func (c *Cgroup) TaskFiles() ([]*os.File, error) {
 	if c.h.version != V1 {
 		return nil, ErrNotSupported
 	}
-	var files []*os.File
+	var paths []string
 	for _, d := range c.dirs {
-		f, err := os.OpenFile(filepath.Join(d, "tasks"), os.O_WRONLY|syscall.O_CLOEXEC, 0)
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-			return nil, fmt.Errorf("cgroup: open %s/tasks: %w", d, err)
-		}
-		files = append(files, f)
+		paths = append(paths, filepath.Join(d, "tasks"))
 	}
-	return files, nil
+	return openForWriting(paths)
 }
