@@ -77,11 +77,13 @@ func (o *output) append(s stream, p []byte) {
 }
 
 // release gives the history's bytes back to the shared budget; the
-// process is forgotten.
+// process is forgotten. The chunks go as trimmed ones do (first moves on),
+// so a reader still following finds nothing more, not a bad position.
 func (o *output) release() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.total.add(-o.size)
+	o.first += int64(len(o.chunks))
 	o.chunks, o.size = nil, 0
 }
 

@@ -395,7 +395,13 @@ func TestOutputBudgetIsShared(t *testing.T) {
 	if q, l, used := kept(quiet), kept(loud), b.used.Load(); q != 80 || l > 20 || used > 100 || used != int64(q+l) {
 		t.Errorf("quiet kept %d, loud %d, budget used %d: want 80, at most 20, at most 100 and their sum", q, l, used)
 	}
+	// A reader that had followed the quiet history part-way reads on
+	// after the release: nothing more, and no bad position.
+	_, mid, _, _ := quiet.read(0)
 	quiet.release()
+	if cs, next, _, _ := quiet.read(mid - 2); len(cs) != 0 || next != mid {
+		t.Errorf("read after release: %d chunks, next %d; want none, %d", len(cs), next, mid)
+	}
 	for range 10 {
 		loud.append(streamStdout, []byte("abcdefghij"))
 	}
