@@ -229,10 +229,8 @@ func startStream(ctx context.Context, c processconnect.ProcessClient, req *pb.St
 // (under the data directory dir) and goes on.
 func dumpAgent(t *testing.T, dir, id string) {
 	t.Helper()
-	procs, _ := filepath.Glob("/sys/fs/cgroup/*/soulbox/sbx-*-" + id + "/cgroup.procs")
-	more, _ := filepath.Glob("/sys/fs/cgroup/soulbox/sbx-*-" + id + "/cgroup.procs")
-	for _, f := range append(procs, more...) {
-		b, _ := os.ReadFile(f)
+	for _, cg := range sandboxCgroups(id) {
+		b, _ := os.ReadFile(filepath.Join(cg, "cgroup.procs"))
 		for _, pid := range strings.Fields(string(b)) {
 			cmd, _ := os.ReadFile("/proc/" + pid + "/cmdline")
 			if !strings.HasPrefix(string(cmd), "soulbox-agent") {

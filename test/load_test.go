@@ -70,7 +70,7 @@ func TestDaemonLoad(t *testing.T) {
 	// that has not ended after two minutes fails the test with its
 	// agent's goroutines (it once hung in a full run).
 	results := make(chan string, n)
-	var stuck sync.Map
+	stuck := make(chan string, n)
 	for i, c := range boxes {
 		wg.Add(1)
 		go func() {
@@ -80,7 +80,7 @@ func TestDaemonLoad(t *testing.T) {
 			req := &pb.StartRequest{Process: &pb.ProcessConfig{Cmd: "sh", Args: []string{"-c", "echo $((6*7))-" + strconv.Itoa(i)}}}
 			out, code, err := startStream(ectx, d.procClient(c), req)
 			if err != nil {
-				stuck.Store(c.SandboxID, true)
+				stuck <- c.SandboxID
 				results <- "sandbox " + c.SandboxID + ": " + err.Error()
 				return
 			}
@@ -94,10 +94,10 @@ func TestDaemonLoad(t *testing.T) {
 	for r := range results {
 		t.Error(r)
 	}
-	stuck.Range(func(id, _ any) bool {
-		dumpAgent(t, dir, id.(string))
-		return true
-	})
+	close(stuck)
+	for id := range stuck {
+		dumpAgent(t, dir, id)
+	}
 	for _, c := range boxes {
 		wg.Add(1)
 		go func() {

@@ -72,7 +72,7 @@ type Limits struct {
 	Pids        int64   // pids.max
 	// TenantPids, if positive, creates a nested cgroup (TenantDir) with
 	// this pids.max, for the processes a supervisor living in the cgroup
-	// starts for the tenant (see [Cgroup.TenantFile]). Pids then bounds
+	// starts for the tenant (see [Cgroup.TenantFiles]). Pids then bounds
 	// supervisor and tenant together, and the difference is the
 	// supervisor's own: a fork bomb fills only the nested limit.
 	TenantPids int64
@@ -293,7 +293,7 @@ func (h *Hierarchy) Create(name string, l Limits) (_ *Cgroup, retErr error) {
 		}
 		created = append(created, d)
 	}
-	if h.version == V1 && l.TenantPids > 0 && l.SupervisorMemory > 0 && l.MemoryBytes > 0 {
+	if h.version == V1 && l.SupervisorMemory > 0 && l.MemoryBytes > 0 { // validate: implies TenantPids
 		// Set before apply, which then gives the cgroup the
 		// supervisor's share on top.
 		c.tenantMem = filepath.Join(c.ctl["memory"], TenantDir)

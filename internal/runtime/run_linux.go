@@ -553,10 +553,11 @@ func (k *killer) kill(why killReason) {
 
 // killInit sends SIGKILL to a sandbox's init through its pidfd, after
 // lifting the cgroup's CPU quota (see cgroup.Cgroup.LiftCPUQuota): a task
-// stranded by CFS throttling would never act on the signal.
-func killInit(pidfd int, cg *cgroup.Cgroup) {
+// stranded by CFS throttling would never act on the signal. The kill is
+// sent whether or not the quota could be lifted; its error is returned.
+func killInit(pidfd int, cg *cgroup.Cgroup) error {
 	cg.LiftCPUQuota()
-	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+	return unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
 }
 
 // supervise waits for the program's exit event while enforcing the wall

@@ -252,9 +252,7 @@ func (b *Sandbox) Done() <-chan struct{} { return b.done }
 // is idempotent.
 func (b *Sandbox) Kill() error {
 	b.killOnce.Do(func() {
-		// See killInit: a stranded init would not act on the signal.
-		b.sb.cg.LiftCPUQuota()
-		if err := unix.PidfdSendSignal(b.pidfd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		if err := killInit(b.pidfd, b.sb.cg); err != nil && !errors.Is(err, unix.ESRCH) {
 			b.killErr = fmt.Errorf("kill sandbox %s: %w", b.ID, err)
 		}
 		// A frozen (paused) init would not act on the signal until thawed.

@@ -175,15 +175,15 @@ func (p *proc) takePending(r *os.File, s stream, buf []byte) {
 	if err != nil || r.SetReadDeadline(time.Time{}) != nil {
 		return
 	}
-	budget := p.out.max
+	left := p.out.max
 	rc.Read(func(fd uintptr) bool {
-		for budget > 0 {
+		for left > 0 {
 			n, err := unix.Read(int(fd), buf)
 			if n <= 0 || err != nil {
 				break
 			}
 			p.out.append(s, buf[:n])
-			budget -= n
+			left -= n
 		}
 		return true
 	})
