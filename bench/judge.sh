@@ -68,9 +68,12 @@ echo "compile (cold, g++ -O2 in a sandbox): ${cold}"
 
 soulbox_judge() { # lang src dir n parallel
   local t0 t1 v
+  # Only the judge is timed: its JSON is read after t1 (a Python start
+  # inside the window would cost this row alone 20-100 ms).
   t0=$(now)
-  v=$("$SOULBOX" judge --json --data-dir "$DATA" --lang "$1" --tests "$3" --parallel "$5" "${LIMITS[@]}" "$2" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["verdict"], r["compile"] and r["compile"]["cached"])')
+  "$SOULBOX" judge --json --data-dir "$DATA" --lang "$1" --tests "$3" --parallel "$5" "${LIMITS[@]}" "$2" > "$WORK/result.json"
   t1=$(now)
+  v=$(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["verdict"], r["compile"] and r["compile"]["cached"])' "$WORK/result.json")
   echo "$v" | grep -q '^AC' || { echo "bench: verdict $v" >&2; exit 1; }
   rate "$4" "$(elapsed "$t0" "$t1")"
 }

@@ -76,6 +76,11 @@ func TestWorker(t *testing.T) {
 	w := newWorker()
 	defer w.Close()
 	for i := range 3 {
+		if i == 2 {
+			// Idle longer than a worker polls for its next job: it then
+			// waits the ordinary way, and must still take the job.
+			time.Sleep(1500 * time.Millisecond)
+		}
 		res, err := run(w, max, "case\n", "bash", "probe.sh")
 		if err != nil {
 			t.Fatal(err)

@@ -350,7 +350,7 @@ func joinCgroups(fds []int) error {
 func reap(main int) unix.WaitStatus {
 	for {
 		var ws unix.WaitStatus
-		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		pid, err := wait4(-1, &ws, 0)
 		if err == unix.EINTR {
 			continue
 		}

@@ -104,6 +104,9 @@ func recvJob(ctl int, buf []byte) (Job, []int, error) {
 		n, oobn int
 		err     error
 	)
+	// Jobs come back to back while a judge runs: wait for one without
+	// giving up the P (see wait_linux.go), then block the ordinary way.
+	awaitReadable(ctl, idleAfter)
 	for {
 		n, oobn, _, _, err = unix.Recvmsg(ctl, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err != unix.EINTR {
@@ -184,7 +187,8 @@ func setRlimits(rl []Rlimit) error {
 func killAll() {
 	unix.Kill(-1, unix.SIGKILL)
 	for {
-		_, err := unix.Wait4(-1, nil, 0, nil)
+		var ws unix.WaitStatus
+		_, err := wait4(-1, &ws, 0)
 		if err == unix.EINTR {
 			continue
 		}

@@ -642,7 +642,9 @@ func (sb *sandbox) spawn(stdin, stdout, stderr, ctl *os.File) (pid, pidfd int, e
 	// syscall.ForkExec rather than os/exec: no per-process pidfd probe
 	// fork, and the pidfd makes every later kill race-free.
 	pid, err = syscall.ForkExec(sb.rt.cfg.Exe, []string{nsinit.Arg0}, &syscall.ProcAttr{
-		Env: []string{"GOMAXPROCS=1"}, Files: files, Sys: sysAttr,
+		// One P, and no preemption signals while it waits on a raw
+		// system call (nsinit/wait_linux.go).
+		Env: []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1"}, Files: files, Sys: sysAttr,
 	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("start sandbox init: %w", err)
@@ -768,6 +770,17 @@ func (s *stdio) closeParentEnds() { closeAll(s.inW, s.outR, s.errR) }
 func socketpair() (parent, child *os.File, err error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
+		return nil, nil, fmt.Errorf("control socket: %w", err)
+	}
+	// The runner's end is non-blocking, so os.File waits for it in the
+	// network poller: a goroutine blocked in read(2) instead holds its P
+	// until the runtime's monitor retakes it, and each retake keeps that
+	// monitor waking every 20 µs, which preempts the sandboxed programs
+	// (a judge worker reads three events per run). The init's end stays
+	// blocking.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
 		return nil, nil, fmt.Errorf("control socket: %w", err)
 	}
 	return os.NewFile(uintptr(fds[0]), "control"), os.NewFile(uintptr(fds[1]), "control-child"), nil

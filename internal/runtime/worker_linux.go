@@ -221,7 +221,7 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 		return nil, err
 	}
 	rights := unix.UnixRights(int(pipes.inR.Fd()), int(pipes.outW.Fd()), int(pipes.errW.Fd()))
-	err = unix.Sendmsg(int(w.ctl.Fd()), job, rights, nil, 0)
+	err = sendmsg(w.ctl, job, rights)
 	pipes.closeChildEnds()
 	if err != nil {
 		pipes.closeParentEnds()
@@ -337,4 +337,22 @@ func (w *Worker) Close() error {
 	w.ctl = nil
 	w.sb.release()
 	return nil
+}
+
+// sendmsg sends one message with descriptors on the non-blocking control
+// socket (File.Fd would make it blocking again), waiting in the poller if
+// the socket's buffer is full.
+func sendmsg(f *os.File, msg, oob []byte) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendmsg(int(fd), msg, oob, nil, 0)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return serr
 }
