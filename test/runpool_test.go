@@ -109,6 +109,34 @@ func TestRunPool(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a reused sandbox keeps nothing of the run before", func(t *testing.T) {
+		if !pooled {
+			t.Skip("no run pool on this host (cgroup v2 before Linux 6.12)")
+		}
+		// Each run reports what an earlier one left, then leaves files in
+		// every writable directory and a daemonised process. The host uid
+		// the sandbox's root maps to (unique among live sandboxes) and its
+		// init's start time tell which runs shared a sandbox: with two in
+		// the pool and reuse, most of them do.
+		const leave = `left=""
+for d in /home/user /tmp /var/tmp /dev/shm /dev/mqueue; do [ -z "$(ls -A $d)" ] || left="$left $d"; done
+pgrep -x sleep >/dev/null && left="$left process"
+echo "$(awk '{print $2}' /proc/self/uid_map)-$(cut -d' ' -f22 /proc/1/stat) ${left:-nothing}"
+for d in /home/user /tmp /var/tmp /dev/shm; do echo x > $d/f; done
+setsid sleep 300 </dev/null >/dev/null 2>&1 &`
+		seen := map[string]int{}
+		for i := range 8 {
+			out, errOut, code := run(nil, nil, "bash", "-c", leave)
+			init, left, _ := strings.Cut(strings.TrimSpace(out), " ")
+			if code != 0 || left != "nothing" || !strings.Contains(errOut, poolDebugLine) {
+				t.Fatalf("run %d: exit %d, stdout %q (want nothing left), stderr %s", i, code, out, errOut)
+			}
+			seen[init]++
+		}
+		if len(seen) == 8 {
+			t.Errorf("no sandbox served two runs (reuse is the daemon's default): %v", seen)
+		}
+	})
 	t.Run("falls back when it does not fit", func(t *testing.T) {
 		for _, flags := range [][]string{{"--disk", "100M"}, {"--memory", "1G"}, {"--no-pool"}} {
 			out, errOut, code := run(nil, flags, "echo", "ok")

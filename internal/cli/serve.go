@@ -34,6 +34,9 @@ leaves them running; the next start adopts them.`,
 			if cfg.Pool < 0 || cfg.RunPool < 0 {
 				return usageErrorf("--pool and --run-pool must not be negative")
 			}
+			if cfg.RunPoolReuse < 1 {
+				return usageErrorf("--run-pool-reuse must be at least 1")
+			}
 			var err error
 			if cfg.Max, err = adminMaximums(maxMemory, maxDisk, maxCPUs, maxPids); err != nil {
 				return usageErrorf("%v", err)
@@ -69,7 +72,8 @@ leaves them running; the next start adopts them.`,
 	fl.DurationVar(&cfg.MaxTimeout, "max-timeout", 24*time.Hour, "largest timeout a client may set")
 	fl.IntVar(&cfg.MaxSandboxes, "max-sandboxes", 2000, "most live sandboxes at once")
 	fl.IntVar(&cfg.Pool, "pool", 4, "sandboxes kept started ahead of demand, for fast creates (0: none)")
-	fl.IntVar(&cfg.RunPool, "run-pool", 4, "one-shot sandboxes kept ready for `soulbox run` on this host with the same --data-dir, each used once (0: none)")
+	fl.IntVar(&cfg.RunPool, "run-pool", 4, "sandboxes kept ready for `soulbox run` on this host with the same --data-dir (0: none)")
+	fl.IntVar(&cfg.RunPoolReuse, "run-pool-reuse", 100, "runs one run-pool sandbox serves, cleaned between runs as a judge worker (1: a fresh sandbox for every run)")
 	nf.register(fl)
 	def := limits.Maximums()
 	fl.StringVar(&maxMemory, "max-memory", limits.FormatBytes(def.MemoryBytes), "largest memory limit a sandbox may ask for")

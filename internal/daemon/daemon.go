@@ -37,6 +37,9 @@ type Config struct {
 	// RunPool one-shot sandboxes are kept ready for `soulbox run` on the
 	// same host (internal/runpool); 0: none.
 	RunPool int
+	// RunPoolReuse is how many runs one of them serves, cleaned between
+	// runs as a judge worker is (1: a fresh sandbox for every run).
+	RunPoolReuse int
 	// Max are the administrator's maximums for every limit; the zero
 	// value means limits.Maximums().
 	Max limits.Limits
@@ -83,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mgr.StartPool(cfg.Pool)
 	go mgr.WatchCPU(ctx, sandbox.CPUWatchInterval)
 	if cfg.RunPool > 0 {
-		rp := runpool.NewServer(rt, cfg.RunPool, log)
+		rp := runpool.NewServer(rt, cfg.RunPool, cfg.RunPoolReuse, log)
 		defer rp.Close()
 		if err := rp.Listen(cfg.DataDir); err != nil {
 			return err

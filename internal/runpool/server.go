@@ -26,13 +26,22 @@ const fillers = 2
 // writeTimeout bounds each write to a client that does not read.
 const writeTimeout = 30 * time.Second
 
-// Server keeps Size one-shot sandboxes ready and runs `soulbox run`
-// requests in them, each sandbox used once.
+// Server keeps up to size worker sandboxes ready and runs `soulbox run`
+// requests in them. A sandbox serves up to reuse runs: after a run that
+// ended by itself, the worker's clean-up (every process killed, every
+// writable directory emptied, System V IPC checked, the cgroup's counters
+// and limits reset; see runtime.Worker) makes it ready for the next; a run
+// ended by a limit or a kill, or a failed clean-up, retires it.
 type Server struct {
-	rt     *runtime.Runtime
-	spec   runtime.WorkerSpec
-	log    *slog.Logger
-	ready  chan *runtime.Worker
+	rt    *runtime.Runtime
+	spec  runtime.WorkerSpec
+	log   *slog.Logger
+	reuse int
+	ready chan *pooled
+	// slots holds one token per live sandbox (ready, running or being
+	// set up): fillers set up a new one only when one has retired, so a
+	// reused sandbox never competes with a needless set-up.
+	slots  chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
 	// healthy is set while setting up sandboxes succeeds.
@@ -41,12 +50,19 @@ type Server struct {
 	conns   sync.WaitGroup
 }
 
+// pooled is a ready sandbox and how many runs it has served.
+type pooled struct {
+	w    *runtime.Worker
+	runs int
+}
+
 // NewServer starts filling a pool of size sandboxes with the default run
-// limits of `soulbox run`.
-func NewServer(rt *runtime.Runtime, size int, log *slog.Logger) *Server {
+// limits of `soulbox run`, each serving up to reuse runs (1: a fresh
+// sandbox for every run).
+func NewServer(rt *runtime.Runtime, size, reuse int, log *slog.Logger) *Server {
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{rt: rt, spec: runtime.WorkerSpec{Limits: limits.Defaults()}, log: log,
-		ready: make(chan *runtime.Worker, max(size-fillers, 1)), ctx: ctx, cancel: cancel}
+	s := &Server{rt: rt, spec: runtime.WorkerSpec{Limits: limits.Defaults()}, log: log, reuse: max(reuse, 1),
+		ready: make(chan *pooled, size), slots: make(chan struct{}, size), ctx: ctx, cancel: cancel}
 	s.healthy.Store(true) // until a set-up fails
 	for range min(fillers, size) {
 		s.wg.Add(1)
@@ -59,8 +75,16 @@ func NewServer(rt *runtime.Runtime, size int, log *slog.Logger) *Server {
 func (s *Server) fill() {
 	defer s.wg.Done()
 	backoff := 100 * time.Millisecond
-	for s.ctx.Err() == nil {
+	for {
+		select {
+		case s.slots <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
 		w, err := s.rt.NewWorker(s.ctx, s.spec)
+		if err != nil {
+			<-s.slots
+		}
 		if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) || errors.Is(err, runtime.ErrWorkerUnsupported) {
 			s.healthy.Store(false)
 			s.log.Error("run pool disabled", "err", err)
@@ -80,12 +104,32 @@ func (s *Server) fill() {
 		}
 		backoff = 100 * time.Millisecond
 		s.healthy.Store(true)
-		select {
-		case s.ready <- w:
-		case <-s.ctx.Done():
-			w.Close()
-		}
+		s.ready <- &pooled{w: w} // room: one slot per live sandbox
 	}
+}
+
+// retire destroys a sandbox and frees its slot for a new one.
+func (s *Server) retire(p *pooled) {
+	p.w.Close()
+	<-s.slots
+}
+
+// release takes a sandbox back after a run: ready again once its clean-up
+// succeeds, unless it has served its runs, the run ended it, or the
+// server is closing.
+func (s *Server) release(p *pooled) {
+	p.runs++
+	if p.runs >= s.reuse || s.ctx.Err() != nil {
+		s.retire(p)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	if err := p.w.WaitReady(ctx); err != nil {
+		s.retire(p)
+		return
+	}
+	s.ready <- p
 }
 
 // maxWait bounds how long a request waits for a sandbox being set up.
@@ -95,10 +139,10 @@ const maxWait = 2 * time.Second
 // normally, the next one set up (it is never slower than the client
 // setting up its own, which would also compete for the CPU); nil if the
 // pool is failing or too slow.
-func (s *Server) take() *runtime.Worker {
+func (s *Server) take() *pooled {
 	select {
-	case w := <-s.ready:
-		return w
+	case p := <-s.ready:
+		return p
 	default:
 	}
 	if !s.healthy.Load() {
@@ -107,8 +151,8 @@ func (s *Server) take() *runtime.Worker {
 	t := time.NewTimer(maxWait)
 	defer t.Stop()
 	select {
-	case w := <-s.ready:
-		return w
+	case p := <-s.ready:
+		return p
 	case <-t.C:
 		return nil
 	case <-s.ctx.Done():
@@ -171,8 +215,8 @@ func (s *Server) Close() {
 	s.conns.Wait()
 	for {
 		select {
-		case w := <-s.ready:
-			w.Close()
+		case p := <-s.ready:
+			s.retire(p)
 		default:
 			return
 		}
@@ -207,25 +251,24 @@ func (s *Server) serve(c *net.UnixConn) {
 		return
 	}
 	defer stdin.Close()
-	w := s.take()
-	if w == nil {
+	p := s.take()
+	if p == nil {
 		fw.write(frameCold, nil)
 		return
 	}
+	w := p.w
 	if !w.Fits(req.Limits) {
 		// Other disk or /dev/shm sizes, larger limits than a ready
 		// sandbox has, or beyond this daemon's maximums (which the
 		// client's own set-up may allow).
 		// Put it back for a request that fits.
-		select {
-		case s.ready <- w:
-		default:
-			w.Close()
-		}
+		s.ready <- p
 		fw.write(frameCold, nil)
 		return
 	}
-	defer w.Close() // used once
+	// After the answer, so the client is not kept waiting for the
+	// clean-up.
+	defer s.release(p)
 	// From here on the client feeds stdin, so it cannot take the run back.
 	if fw.write(frameAccept, nil) != nil {
 		return

@@ -297,6 +297,11 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	return res, nil
 }
 
+// WaitReady waits until the worker has cleaned up after its last run and
+// can take the next; ErrWorkerGone if it cannot (a kill ended it, or it
+// could not restore its clean state) — then Close it.
+func (w *Worker) WaitReady(ctx context.Context) error { return w.awaitReady(ctx) }
+
 // awaitReady waits for the init to report clean after the previous run.
 func (w *Worker) awaitReady(ctx context.Context) error {
 	if w.gone {
