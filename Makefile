@@ -17,11 +17,15 @@ FUZZTIME ?= 10s
 all: build
 
 # The sandbox init is a small separate program embedded in soulbox (see
-# internal/initbin): build it first, then soulbox with it inside.
+# internal/initbin): build it first, then the full soulbox with it inside,
+# then the small front that users run with the full one inside (see
+# internal/fullbin).
 build:
 	$(GO) build -trimpath -ldflags "-s -w" -o internal/initbin/soulbox-init ./cmd/soulbox-init
 	sha256sum internal/initbin/soulbox-init | cut -d' ' -f1 > internal/initbin/soulbox-init.sha256
-	$(GO) build -trimpath -ldflags "-s -w" -tags soulbox_embedinit -o $(BIN) ./cmd/soulbox
+	$(GO) build -trimpath -ldflags "-s -w" -tags soulbox_embedinit -o internal/fullbin/soulbox-full ./cmd/soulbox
+	sha256sum internal/fullbin/soulbox-full | cut -d' ' -f1 > internal/fullbin/soulbox-full.sha256
+	$(GO) build -trimpath -ldflags "-s -w" -tags soulbox_front -o $(BIN) ./cmd/soulbox
 
 deps:
 	scripts/install-deps.sh run

@@ -18,9 +18,13 @@ import (
 )
 
 var (
-	soulboxBin  string // built once by TestMain
-	probeBin    string
-	netprobeBin string
+	soulboxBin string // built once by TestMain: the front users run
+	// soulboxFullBin is the full program embedded in soulboxBin (for
+	// runtime.Config's Exe and AgentExe, which start it under the init's
+	// and the agent's names).
+	soulboxFullBin string
+	probeBin       string
+	netprobeBin    string
 )
 
 func TestMain(m *testing.M) {
@@ -36,15 +40,22 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	soulboxBin = filepath.Join(dir, "soulbox")
+	soulboxFullBin = "../internal/fullbin/soulbox-full"
 	probeBin = filepath.Join(dir, "probe")
 	netprobeBin = filepath.Join(dir, "netprobe")
-	// As `make build` does: the small init first, then soulbox with it
-	// embedded (internal/initbin).
-	for _, b := range []struct{ out, pkg, tags string }{
-		{"../internal/initbin/soulbox-init", "../cmd/soulbox-init", ""},
-		{soulboxBin, "../cmd/soulbox", "soulbox_embedinit"},
-		{probeBin, "./probe", ""},
-		{netprobeBin, "./netprobe", ""},
+	// As `make build` does: the small init first, then the full soulbox
+	// with it embedded (internal/initbin), then the front with that
+	// embedded (internal/fullbin).
+	// The embedded ones get their SHA-256 beside them.
+	for _, b := range []struct {
+		out, pkg, tags string
+		embedded       bool
+	}{
+		{"../internal/initbin/soulbox-init", "../cmd/soulbox-init", "", true},
+		{soulboxFullBin, "../cmd/soulbox", "soulbox_embedinit", true},
+		{soulboxBin, "../cmd/soulbox", "soulbox_front", false},
+		{probeBin, "./probe", "", false},
+		{netprobeBin, "./netprobe", "", false},
 	} {
 		cmd := exec.Command("go", "build", "-trimpath", "-tags", b.tags, "-o", b.out, b.pkg)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -53,7 +64,7 @@ func runMain(m *testing.M) int {
 			fmt.Fprintln(os.Stderr, "build", b.pkg, err)
 			return 1
 		}
-		if b.pkg == "../cmd/soulbox-init" {
+		if b.embedded {
 			bin, err := os.ReadFile(b.out)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)

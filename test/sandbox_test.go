@@ -27,7 +27,7 @@ func TestLongLivedSandboxAgent(t *testing.T) {
 	dir := dataDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxBin, AgentExe: soulboxBin})
+	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxFullBin, AgentExe: soulboxFullBin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,7 @@ func TestWorker(t *testing.T) {
 	dir := dataDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxBin, AgentExe: soulboxBin})
+	rt, err := runtime.New(ctx, runtime.Config{DataDir: dir, Exe: soulboxFullBin, AgentExe: soulboxFullBin})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,29 +1,24 @@
-// Command soulbox is SoulBox's single binary: the CLI, the one-shot runner
-// and, when started as "soulbox-init", the init of every sandbox.
+// Command soulbox is SoulBox's single binary: the CLI, the one-shot runner,
+// the daemon and, when started under their names, the sandbox init and
+// agent.
+//
+// `make build` builds it twice: the full program (full.go), which is then
+// embedded in a small front (front.go, build tag soulbox_front) that runs
+// `soulbox run` through a daemon's run pool itself and executes the full
+// program for everything else; see internal/fullbin. A plain `go build`
+// gives the full program alone.
 package main
 
 import (
 	"os"
-	"runtime"
 
-	"github.com/soulbox-dev/soulbox/internal/agent/server"
-	"github.com/soulbox-dev/soulbox/internal/cli"
-	"github.com/soulbox-dev/soulbox/internal/nsinit"
+	"github.com/soulbox-dev/soulbox/internal/quickrun"
 )
 
-func init() {
-	if os.Args[0] == nsinit.Arg0 {
-		// Called from init, this keeps main on the process's main thread.
-		runtime.LockOSThread()
-	}
-}
-
 func main() {
-	switch os.Args[0] {
-	case nsinit.Arg0: // when no small init is embedded
-		nsinit.Main() // never returns
-	case server.Arg0:
-		server.Main() // never returns
+	code, next := quickrun.Main(os.Args, os.Stdin, os.Stdout, os.Stderr)
+	if next == nil {
+		os.Exit(code)
 	}
-	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	full(next)
 }

@@ -8,11 +8,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/soulbox-dev/soulbox/internal/quickrun"
+
 	"github.com/soulbox-dev/soulbox/internal/auth"
 	"github.com/soulbox-dev/soulbox/internal/store"
 )
 
-const defaultDataDir = "/var/lib/soulbox"
+const defaultDataDir = quickrun.DefaultDataDir
 
 func newAPIKeyCmd() *cobra.Command {
 	var dataDir string

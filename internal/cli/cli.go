@@ -13,14 +13,16 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/soulbox-dev/soulbox/internal/quickrun"
 )
 
 // Exit codes shared by all commands.
 const (
 	exitOK       = 0
 	exitFailure  = 1
-	exitUsage    = 2
-	exitInternal = 125 // the sandbox could not be set up
+	exitUsage    = quickrun.ExitUsage
+	exitInternal = quickrun.ExitInternal // the sandbox could not be set up
 )
 
 // exitError carries a specific exit status out of a command.

@@ -17,6 +17,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/judge"
 	"github.com/soulbox-dev/soulbox/internal/lang"
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/quickrun"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 )
 
@@ -160,7 +161,7 @@ func runCode(cmd *cobra.Command, file string, l limits.Limits, stdinFile string,
 	}
 	res := out.Result
 	if res.Status != runtime.StatusOK && res.Status != runtime.StatusRE {
-		fmt.Fprintf(cmd.ErrOrStderr(), "soulbox: %s\n", describe(res))
+		fmt.Fprintf(cmd.ErrOrStderr(), "soulbox: %s\n", quickrun.Describe(res))
 	}
 	if res.ExitCode != 0 {
 		return &exitError{code: res.ExitCode, err: errors.New("")}

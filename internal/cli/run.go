@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
+	"github.com/soulbox-dev/soulbox/internal/quickrun"
 	"github.com/soulbox-dev/soulbox/internal/runpool"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 )
@@ -77,7 +77,8 @@ cgroup with the limits below, seccomp, and no capabilities. The command runs as
 uid 1000 "user" in /home/user.
 
 When a daemon (soulbox serve) runs with the same --data-dir, the sandbox is
-one the daemon set up ahead of demand (its run pool), used once; runs with
+one the daemon set up ahead of demand (its run pool, cleaned between runs);
+runs with
 --copy-in, network flags, another --disk size or limits above the defaults,
 and --no-pool, set up their own.
 
@@ -154,9 +155,9 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 				res, err := runpool.Run(cmd.Context(), dataDir, req, spec.Stdin, spec.Stdout, spec.Stderr)
 				switch {
 				case err == nil:
-					logger(cmd).Debug("ran in a sandbox from the daemon's run pool")
+					logger(cmd).Debug(quickrun.PoolDebugLine)
 					return reportRun(cmd, res, asJSON)
-				case errors.Is(err, runtime.ErrInvalidSpec):
+				case errors.Is(err, runpool.ErrInvalid):
 					return &exitError{code: exitUsage, err: err}
 				case !errors.Is(err, runpool.ErrCold):
 					return runFailure(cmd, asJSON, err)
@@ -196,14 +197,8 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 // reportRun prints a run's result: the JSON object, or a note on stderr
 // for limit verdicts; the exit status is the program's.
 func reportRun(cmd *cobra.Command, res *runtime.Result, asJSON bool) error {
-	if asJSON {
-		return res.WriteJSON(cmd.OutOrStdout())
-	}
-	if res.Status != runtime.StatusOK && res.Status != runtime.StatusRE {
-		fmt.Fprintf(cmd.ErrOrStderr(), "soulbox: %s\n", describe(res))
-	}
-	if res.ExitCode != 0 {
-		return &exitError{code: res.ExitCode, err: errors.New("")}
+	if code := quickrun.Report(cmd.OutOrStdout(), cmd.ErrOrStderr(), res, asJSON); code != 0 {
+		return &exitError{code: code, err: errors.New("")}
 	}
 	return nil
 }
@@ -211,32 +206,6 @@ func reportRun(cmd *cobra.Command, res *runtime.Result, asJSON bool) error {
 // runFailure reports a sandbox that could not be set up: as a JSON object
 // with status XX under --json, and with exit status 125 either way.
 func runFailure(cmd *cobra.Command, asJSON bool, err error) error {
-	if asJSON {
-		b, _ := json.Marshal(map[string]any{
-			"status": runtime.StatusXX, "exit_code": -1, "signal": nil, "stdout": "", "stderr": "",
-			"stdout_truncated": false, "stderr_truncated": false, "wall_ms": 0, "cpu_ms": 0,
-			"peak_memory_bytes": 0, "error": err.Error(),
-		})
-		fmt.Fprintln(cmd.OutOrStdout(), string(b))
-	}
+	quickrun.Failure(cmd.OutOrStdout(), asJSON, err)
 	return &exitError{code: exitInternal, err: err}
-}
-
-func describe(r *runtime.Result) string {
-	switch r.Status {
-	case runtime.StatusTLE:
-		return "time limit exceeded (TLE)"
-	case runtime.StatusMLE:
-		return "memory limit exceeded (MLE)"
-	case runtime.StatusOLE:
-		return "output limit exceeded (OLE)"
-	case runtime.StatusFSE:
-		return "file size or disk limit exceeded (FSE)"
-	case runtime.StatusSV:
-		return "killed by the syscall filter (SV)"
-	case runtime.StatusSG:
-		return "killed by signal " + r.Signal.String() + " (SG)"
-	default:
-		return string(r.Status)
-	}
 }

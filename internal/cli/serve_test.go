@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"slices"
 	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
 )
@@ -30,5 +34,22 @@ func TestAdminMaximums(t *testing.T) {
 		if _, err := adminMaximums(bad[0], bad[1], bad[2], bad[3]); err == nil {
 			t.Errorf("adminMaximums(%q) accepted", bad)
 		}
+	}
+}
+
+// TestLimitFlagsAreLimitNames: the run fast path (internal/quickrun) takes
+// exactly the limit flags limits.Names lists; the full command line must
+// register the same ones.
+func TestLimitFlagsAreLimitNames(t *testing.T) {
+	c := &cobra.Command{}
+	var lf limitFlags
+	lf.register(c)
+	var got []string
+	c.Flags().VisitAll(func(f *pflag.Flag) { got = append(got, f.Name) })
+	want := slices.Clone(limits.Names)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("limit flags %v, limits.Names %v", got, want)
 	}
 }

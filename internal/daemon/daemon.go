@@ -18,7 +18,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/lang"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
-	"github.com/soulbox-dev/soulbox/internal/runpool"
+	"github.com/soulbox-dev/soulbox/internal/runpool/poolserver"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 	"github.com/soulbox-dev/soulbox/internal/sandbox"
 	"github.com/soulbox-dev/soulbox/internal/store"
@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mgr.StartPool(cfg.Pool)
 	go mgr.WatchCPU(ctx, sandbox.CPUWatchInterval)
 	if cfg.RunPool > 0 {
-		rp := runpool.NewServer(rt, cfg.RunPool, cfg.RunPoolReuse, log)
+		rp := poolserver.NewServer(rt, cfg.RunPool, cfg.RunPoolReuse, log)
 		defer rp.Close()
 		if err := rp.Listen(cfg.DataDir); err != nil {
 			return err

@@ -208,6 +208,9 @@ func FormatBytes(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
+// Names are the limits Set knows, as the command line's flags name them.
+var Names = []string{"memory", "cpus", "cpu-time", "timeout", "pids", "output-limit", "disk", "file-size", "open-files", "stack"}
+
 // Set parses value as the limit called name, as the CLI's flags spell it
 // (memory, cpus, cpu-time, timeout, pids, output-limit, disk, file-size,
 // open-files, stack), into l.

@@ -27,6 +27,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/sigreset"
 
 	"github.com/soulbox-dev/soulbox/internal/caps"
+	"github.com/soulbox-dev/soulbox/internal/exebin"
 	"github.com/soulbox-dev/soulbox/internal/execpath"
 	"github.com/soulbox-dev/soulbox/internal/rootfs"
 )
@@ -379,21 +380,7 @@ func execAgent(a *AgentConfig) error {
 			return fmt.Errorf("keep descriptor %d: %w", fd, err)
 		}
 	}
-	argv, err := syscall.SlicePtrFromStrings([]string{AgentArg0})
-	if err != nil {
-		return err
-	}
-	env, err := syscall.SlicePtrFromStrings([]string{"GOMAXPROCS=2", AgentConfigEnv + "=" + string(a.Config)})
-	if err != nil {
-		return err
-	}
-	empty := []byte{0}
-	_, _, e := syscall.Syscall6(unix.SYS_EXECVEAT, uintptr(a.ExeFD), uintptr(unsafe.Pointer(&empty[0])),
-		uintptr(unsafe.Pointer(&argv[0])), uintptr(unsafe.Pointer(&env[0])), unix.AT_EMPTY_PATH, 0)
-	runtime.KeepAlive(argv)
-	runtime.KeepAlive(env)
-	runtime.KeepAlive(empty)
-	return fmt.Errorf("execveat: %w", e)
+	return exebin.Execveat(a.ExeFD, []string{AgentArg0}, []string{"GOMAXPROCS=2", AgentConfigEnv + "=" + string(a.Config)})
 }
 
 // loopbackUp brings up lo in the sandbox's fresh network namespace (it

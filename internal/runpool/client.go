@@ -12,15 +12,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/soulbox-dev/soulbox/internal/runtime"
+	"github.com/soulbox-dev/soulbox/internal/result"
 )
 
 // Run asks the daemon using dataDir to run req in one of its ready
 // sandboxes, feeding stdin and, when req.Stream, passing output to stdout
 // and stderr as it comes. It returns ErrCold when there is no daemon or
 // none of its sandboxes can take the run: the caller then sets up its own.
-// An error wrapping runtime.ErrInvalidSpec is a request the daemon refused.
-func Run(ctx context.Context, dataDir string, req Request, stdin io.Reader, stdout, stderr io.Writer) (*runtime.Result, error) {
+// An error wrapping ErrInvalid is a request the daemon refused.
+func Run(ctx context.Context, dataDir string, req Request, stdin io.Reader, stdout, stderr io.Writer) (*result.Result, error) {
 	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: SocketPath(dataDir), Net: "unix"})
 	if err != nil {
 		return nil, ErrCold // no daemon (or not ours to use)
@@ -53,7 +53,7 @@ func Run(ctx context.Context, dataDir string, req Request, stdin io.Reader, stdo
 			return nil, fmt.Errorf("run pool: %w", err)
 		}
 		switch kind {
-		case frameAccept:
+		case FrameAccept:
 			// Only now: a cold answer leaves stdin unread for our own run.
 			go func() {
 				defer w.Close()
@@ -61,18 +61,18 @@ func Run(ctx context.Context, dataDir string, req Request, stdin io.Reader, stdo
 					io.Copy(w, stdin) // EPIPE once the program is done is expected
 				}
 			}()
-		case frameStdout:
+		case FrameStdout:
 			stdout.Write(p)
-		case frameStderr:
+		case FrameStderr:
 			stderr.Write(p)
-		case frameCold:
+		case FrameCold:
 			return nil, ErrCold
-		case frameError:
-			return nil, fmt.Errorf("%w: %s", runtime.ErrInvalidSpec, p)
-		case frameFailed:
+		case FrameError:
+			return nil, fmt.Errorf("%w: %s", ErrInvalid, p)
+		case FrameFailed:
 			return nil, fmt.Errorf("sandbox failed: %s", p)
-		case frameResult:
-			var res runtime.Result
+		case FrameResult:
+			var res result.Result
 			if err := json.Unmarshal(p, &res); err != nil {
 				return nil, fmt.Errorf("run pool: decode result: %w", err)
 			}

@@ -1,17 +1,21 @@
 // Package runpool lets `soulbox run` borrow a sandbox that a running
 // daemon set up ahead of demand, instead of setting one up itself.
 //
-// The daemon keeps a few one-shot worker sandboxes ready (namespaces,
-// root file system, cgroup and seccomp in place; see runtime.Worker) and
-// serves a Unix socket in its data directory, for root only. `soulbox run`
-// sends the command, its environment and limits, and the read end of a
-// pipe that carries its stdin; the daemon runs the command in one of the
-// ready sandboxes, streams stdout and stderr back as frames, sends the
-// result, and destroys that sandbox: each run still gets a sandbox of its
-// own, used once. When none is ready or the run needs what a ready one
-// does not have (other disk or /dev/shm sizes, larger limits, files
-// copied in, network), the daemon answers "cold" and the command sets up
-// its own sandbox as it does without a daemon.
+// The daemon keeps a few worker sandboxes ready (namespaces, root file
+// system, cgroup and seccomp in place; see runtime.Worker and
+// internal/runpool/poolserver) and serves a Unix socket in its data
+// directory, for root only. `soulbox run` sends the command, its
+// environment and limits, and the read end of a pipe that carries its
+// stdin; the daemon runs the command in one of the ready sandboxes,
+// streams stdout and stderr back as frames and sends the result, then
+// cleans the sandbox for its next run (or retires it). When none is ready
+// or the run needs what a ready one does not have (other disk or /dev/shm
+// sizes, larger limits, files copied in, network), the daemon answers
+// "cold" and the command sets up its own sandbox as it does without a
+// daemon.
+//
+// This package is the protocol and the client; it links neither the
+// runtime nor the daemon, so the command-line fast path stays small.
 package runpool
 
 import (
@@ -41,25 +45,27 @@ type Request struct {
 	Stream bool `json:"stream,omitempty"`
 }
 
-// Frame types, daemon to client.
+// Frame types, daemon to client: a kind byte, a 4-byte big-endian
+// length, the payload.
 const (
-	frameStdout = 'o'
-	frameStderr = 'e'
-	frameAccept = 'a' // a ready sandbox took the run: send stdin now
-	frameResult = 'r' // JSON of a runtime.Result; the last frame
-	frameCold   = 'c' // no ready sandbox fits: run it yourself; the last frame (never after frameAccept)
-	frameError  = 'x' // the request is invalid (text); the last frame
-	frameFailed = 'f' // the sandbox failed (text); the last frame
+	FrameStdout = 'o'
+	FrameStderr = 'e'
+	FrameAccept = 'a' // a ready sandbox took the run: send stdin now
+	FrameResult = 'r' // JSON of a runtime.Result; the last frame
+	FrameCold   = 'c' // no ready sandbox fits: run it yourself; the last frame (never after FrameAccept)
+	FrameError  = 'x' // the request is invalid (text); the last frame
+	FrameFailed = 'f' // the sandbox failed (text); the last frame
 )
 
 // maxFrame caps a frame the client accepts (a result carries two outputs
 // of at most limits.Maximums().OutputBytes each, base64-encoded).
 var maxFrame = uint32(4*limits.Maximums().OutputBytes + 1<<20)
 
-// maxRequest caps a request the daemon accepts.
-const maxRequest = 1 << 20
+// MaxRequest caps a request the daemon accepts.
+const MaxRequest = 1 << 20
 
-func writeFrame(w io.Writer, kind byte, payload []byte) error {
+// WriteFrame writes one frame.
+func WriteFrame(w io.Writer, kind byte, payload []byte) error {
 	var hdr [5]byte
 	hdr[0] = kind
 	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
@@ -88,3 +94,8 @@ func readFrame(r io.Reader) (byte, []byte, error) {
 
 // ErrCold means no daemon sandbox took the run: set one up yourself.
 var ErrCold = errors.New("no ready sandbox")
+
+// ErrInvalid wraps the daemon's refusal of a request it accepted (limits
+// beyond its maximums, an invalid command): the same answer the client's
+// own set-up would give.
+var ErrInvalid = errors.New("invalid run")

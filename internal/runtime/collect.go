@@ -34,15 +34,6 @@ type Collect struct {
 // DefaultCollect is a reasonable cap for one run's files.
 func DefaultCollect() Collect { return Collect{MaxFiles: 100, MaxBytes: 64 << 20} }
 
-// File is one file a run created or modified.
-type File struct {
-	Path    string // relative to the collected directory, "/"-separated
-	Mode    uint32 // permission bits
-	Size    int64  // real size, even when Omitted
-	Data    []byte // nil when Omitted
-	Omitted bool   // the content was over Collect.MaxBytes
-}
-
 func (c *Collect) validate() error {
 	if c.MaxFiles < 1 || c.MaxFiles > 100000 {
 		return fmt.Errorf("%w: collect: max files %d is outside [1, 100000]", ErrInvalidSpec, c.MaxFiles)

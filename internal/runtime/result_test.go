@@ -50,8 +50,8 @@ func TestClassify(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			r := &Result{CPU: tc.cpu, oomKills: tc.oom}
-			r.classify(tc.reason, tc.exit, tc.gotExit, l)
+			r := &Result{CPU: tc.cpu, OOMKills: tc.oom}
+			classify(r, tc.reason, tc.exit, tc.gotExit, l)
 			if r.Status != tc.want || r.ExitCode != tc.wantCode {
 				t.Errorf("got %s exit %d, want %s exit %d", r.Status, r.ExitCode, tc.want, tc.wantCode)
 			}

@@ -526,7 +526,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	if k.reason == killedCancel {
 		return res, fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 	}
-	res.classify(k.reason, exit, gotExit, l)
+	classify(res, k.reason, exit, gotExit, l)
 	return res, nil
 }
 
@@ -712,7 +712,7 @@ func (sb *sandbox) collectStats(res *Result) {
 	}
 	res.CPU = st.CPUUsage
 	res.PeakMemory = st.MemoryPeak
-	res.oomKills = st.OOMKills
+	res.OOMKills = st.OOMKills
 }
 
 // deathError explains an init that died without reporting.

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
+	"github.com/soulbox-dev/soulbox/internal/exebin"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
 	"github.com/soulbox-dev/soulbox/internal/initbin"
 	"github.com/soulbox-dev/soulbox/internal/limits"
@@ -154,37 +155,10 @@ func installInit(dataDir string) (string, error) {
 		return "/proc/self/exe", nil
 	}
 	if len(initbin.Sum) < 16 {
-		return "", errors.New("install init: the embedded init has no checksum (build with make build)")
-	}
-	dir := filepath.Join(dataDir, "bin")
-	path := filepath.Join(dir, "soulbox-init-"+initbin.Sum[:16])
-	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == int64(len(initbin.Binary)) {
-		return path, nil
+		return "", fmt.Errorf("install init: %w", exebin.ErrNoSum)
 	}
 	// The sandbox's root (an unprivileged host uid) must traverse to exec it.
-	if err := os.MkdirAll(dir, 0o711); err != nil {
-		return "", fmt.Errorf("install init: %w", err)
-	}
-	tmp, err := os.CreateTemp(dir, ".init-")
-	if err != nil {
-		return "", fmt.Errorf("install init: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(initbin.Binary); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("install init: %w", err)
-	}
-	if err := tmp.Chmod(0o555); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("install init: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("install init: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return "", fmt.Errorf("install init: %w", err)
-	}
-	return path, nil
+	return exebin.Install(filepath.Join(dataDir, "bin"), "soulbox-init-"+initbin.Sum[:16], initbin.Binary, 0o711)
 }
 
 // slotHeld reports whether a uid slot is held by a live sandbox (or its

@@ -293,7 +293,7 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	if k.reason == killedCancel {
 		return res, fmt.Errorf("run interrupted: %w", context.Cause(ctx))
 	}
-	res.classify(k.reason, exit, gotExit, l)
+	classify(res, k.reason, exit, gotExit, l)
 	return res, nil
 }
 

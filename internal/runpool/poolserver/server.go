@@ -1,4 +1,6 @@
-package runpool
+// Package poolserver is the daemon's side of the run pool (see
+// internal/runpool): worker sandboxes kept ready for `soulbox run`.
+package poolserver
 
 import (
 	"context"
@@ -17,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/runpool"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
 )
 
@@ -163,7 +166,7 @@ func (s *Server) take() *pooled {
 // Listen creates the socket in dataDir (for root only) and serves it
 // until Close.
 func (s *Server) Listen(dataDir string) error {
-	p := SocketPath(dataDir)
+	p := runpool.SocketPath(dataDir)
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("run pool socket: %w", err)
 	}
@@ -242,18 +245,18 @@ func (s *Server) serve(c *net.UnixConn) {
 	defer c.Close()
 	fw := &frameWriter{c: c}
 	if !peerIsRoot(c) {
-		fw.write(frameCold, nil) // the client's own set-up reports what it lacks
+		fw.write(runpool.FrameCold, nil) // the client's own set-up reports what it lacks
 		return
 	}
 	req, stdin, err := readRequest(c)
 	if err != nil {
-		fw.write(frameError, []byte(err.Error()))
+		fw.write(runpool.FrameError, []byte(err.Error()))
 		return
 	}
 	defer stdin.Close()
 	p := s.take()
 	if p == nil {
-		fw.write(frameCold, nil)
+		fw.write(runpool.FrameCold, nil)
 		return
 	}
 	w := p.w
@@ -263,14 +266,14 @@ func (s *Server) serve(c *net.UnixConn) {
 		// client's own set-up may allow).
 		// Put it back for a request that fits.
 		s.ready <- p
-		fw.write(frameCold, nil)
+		fw.write(runpool.FrameCold, nil)
 		return
 	}
 	// After the answer, so the client is not kept waiting for the
 	// clean-up.
 	defer s.release(p)
 	// From here on the client feeds stdin, so it cannot take the run back.
-	if fw.write(frameAccept, nil) != nil {
+	if fw.write(runpool.FrameAccept, nil) != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(s.ctx)
@@ -283,8 +286,8 @@ func (s *Server) serve(c *net.UnixConn) {
 	}()
 	spec := runtime.Spec{Argv: req.Argv, Env: req.Env, Limits: req.Limits, Stdin: stdin}
 	if req.Stream {
-		spec.Stdout = &streamWriter{fw: fw, kind: frameStdout, cancel: cancel}
-		spec.Stderr = &streamWriter{fw: fw, kind: frameStderr, cancel: cancel}
+		spec.Stdout = &streamWriter{fw: fw, kind: runpool.FrameStdout, cancel: cancel}
+		spec.Stderr = &streamWriter{fw: fw, kind: runpool.FrameStderr, cancel: cancel}
 	}
 	res, err := w.Run(ctx, spec)
 	switch {
@@ -294,30 +297,30 @@ func (s *Server) serve(c *net.UnixConn) {
 		}
 		b, err := json.Marshal(res)
 		if err != nil {
-			fw.write(frameError, []byte(err.Error()))
+			fw.write(runpool.FrameError, []byte(err.Error()))
 			return
 		}
-		fw.write(frameResult, b)
+		fw.write(runpool.FrameResult, b)
 	case ctx.Err() != nil:
 		// The client is gone.
 	case errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid):
-		fw.write(frameError, []byte(err.Error()))
+		fw.write(runpool.FrameError, []byte(err.Error()))
 	default:
 		s.log.Warn("run pool: run failed", "err", err)
-		fw.write(frameFailed, []byte(err.Error()))
+		fw.write(runpool.FrameFailed, []byte(err.Error()))
 	}
 }
 
 // readRequest reads the request frame (a 4-byte length and JSON) and the
 // stdin descriptor that comes with it.
-func readRequest(c *net.UnixConn) (Request, *os.File, error) {
-	buf := make([]byte, 4+maxRequest)
+func readRequest(c *net.UnixConn) (runpool.Request, *os.File, error) {
+	buf := make([]byte, 4+runpool.MaxRequest)
 	oob := make([]byte, unix.CmsgSpace(4))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	defer c.SetReadDeadline(time.Time{})
 	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
 	if err != nil {
-		return Request{}, nil, fmt.Errorf("read request: %w", err)
+		return runpool.Request{}, nil, fmt.Errorf("read request: %w", err)
 	}
 	var fds []int
 	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
@@ -327,17 +330,17 @@ func readRequest(c *net.UnixConn) (Request, *os.File, error) {
 			}
 		}
 	}
-	fail := func(err error) (Request, *os.File, error) {
+	fail := func(err error) (runpool.Request, *os.File, error) {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
-		return Request{}, nil, err
+		return runpool.Request{}, nil, err
 	}
 	if len(fds) != 1 || n < 4 {
 		return fail(errors.New("malformed request"))
 	}
 	size := int(binary.BigEndian.Uint32(buf[:4]))
-	if size > maxRequest {
+	if size > runpool.MaxRequest {
 		return fail(errors.New("request too large"))
 	}
 	if n < 4+size {
@@ -345,7 +348,7 @@ func readRequest(c *net.UnixConn) (Request, *os.File, error) {
 			return fail(fmt.Errorf("read request: %w", err))
 		}
 	}
-	var req Request
+	var req runpool.Request
 	if err := json.Unmarshal(buf[4:4+size], &req); err != nil {
 		return fail(fmt.Errorf("decode request: %w", err))
 	}
@@ -373,7 +376,7 @@ func (f *frameWriter) write(kind byte, p []byte) error {
 		return f.fail
 	}
 	f.c.SetWriteDeadline(time.Now().Add(writeTimeout))
-	f.fail = writeFrame(f.c, kind, p)
+	f.fail = runpool.WriteFrame(f.c, kind, p)
 	return f.fail
 }
 

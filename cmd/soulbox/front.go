@@ -1,0 +1,22 @@
+//go:build soulbox_front
+
+// The front's start is the cost of a pooled run: it does not read the
+// cgroup's CPU limit to size GOMAXPROCS (quickrun uses one P anyway).
+//
+//go:debug containermaxprocs=0
+//go:debug updatemaxprocs=0
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/soulbox-dev/soulbox/internal/fullbin"
+	"github.com/soulbox-dev/soulbox/internal/quickrun"
+)
+
+func full(argv []string) {
+	err := fullbin.Exec(argv)
+	fmt.Fprintf(os.Stderr, "soulbox: %v\n", err)
+	os.Exit(quickrun.ExitInternal)
+}

@@ -1,0 +1,74 @@
+// Package fullbin carries the full soulbox binary inside the small one
+// that users run. `soulbox run` through a daemon's run pool is the one
+// command whose start-up time matters (it is the whole cost of a pooled
+// run), and a Go program's start grows with what it links: the full
+// binary (daemon, agent, SQLite, Connect, protobuf) takes about 3.5 ms to
+// start here, a small one about 1.5 ms. So `make build` builds the full
+// binary first (cmd/soulbox without the soulbox_front tag), embeds it here,
+// and builds cmd/soulbox again with the tag: that front handles pooled
+// runs itself (internal/quickrun) and executes the full binary, installed
+// once under a cache directory and named by its hash, for everything else.
+// A release is still one file.
+package fullbin
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/exebin"
+)
+
+// Binary is the embedded full soulbox, or nil when built without it.
+var Binary []byte
+
+// Sum is the hex SHA-256 of Binary, computed when it was built.
+var Sum string
+
+// rootCache is where root installs the full binary: root-owned, mode 0700
+// (the daemon runs it; sandboxes receive the agent as a descriptor and
+// never need its path).
+const rootCache = "/var/cache/soulbox"
+
+// Exec replaces this process with the full binary, with the same argv and
+// environment. It returns only on failure.
+func Exec(argv []string) error {
+	if Binary == nil || len(Sum) < 16 {
+		return fmt.Errorf("full binary: %w", exebin.ErrNoSum)
+	}
+	name := "soulbox-" + Sum[:16]
+	for _, dir := range cacheDirs() {
+		if path, err := exebin.Install(dir, name, Binary, 0o700); err == nil {
+			return unix.Exec(path, argv, os.Environ())
+		}
+	}
+	// No writable cache (a user without a home directory): run it from
+	// memory.
+	return execMemory(name, argv)
+}
+
+func cacheDirs() []string {
+	if os.Geteuid() == 0 {
+		return []string{rootCache}
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return []string{filepath.Join(d, "soulbox")}
+	}
+	return nil
+}
+
+func execMemory(name string, argv []string) error {
+	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return fmt.Errorf("full binary: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	defer f.Close()
+	if _, err := f.Write(Binary); err != nil {
+		return fmt.Errorf("full binary: %w", err)
+	}
+	unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+	return fmt.Errorf("full binary: %w", exebin.Execveat(int(f.Fd()), argv, os.Environ()))
+}
