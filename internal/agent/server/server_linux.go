@@ -115,7 +115,7 @@ func serve(cfg Config) error {
 	// collector works harder before the agent could meet its cgroup's
 	// limit (output history is bounded by process.DefaultOutputBudget).
 	debug.SetMemoryLimit(MemoryReserve * 3 / 4)
-	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}}
+	r := newReaper()
 	if len(cfg.TenantCgroupFDs) > 0 {
 		var enter []*os.File
 		for _, fd := range cfg.TenantCgroupFDs {
@@ -190,6 +190,18 @@ type reaper struct {
 	mu      sync.Mutex
 	waiters map[int]chan syscall.WaitStatus
 	tenant  *tenantCgroup // where processes start; nil: the agent's cgroup
+	sigs    chan os.Signal
+}
+
+// newReaper subscribes to SIGCHLD before any child can exist: a child that
+// ends before the subscription leaves no trace but a zombie, and its
+// waiter would wait forever (a command that never ended, about one in
+// four runs of 100 sandboxes created at once, each running a command at
+// once).
+func newReaper() *reaper {
+	r := &reaper{waiters: map[int]chan syscall.WaitStatus{}, sigs: make(chan os.Signal, 1)}
+	signal.Notify(r.sigs, unix.SIGCHLD)
+	return r
 }
 
 var _ process.Waiter = (*reaper)(nil)
@@ -208,26 +220,31 @@ func (r *reaper) Launch(start func() (int, error)) (func() syscall.WaitStatus, e
 	return func() syscall.WaitStatus { return <-ch }, nil
 }
 
+// run reaps every child that has ended, then waits for the next SIGCHLD
+// (signals coalesce: each one means "at least one more").
 func (r *reaper) run() {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, unix.SIGCHLD)
-	for range sigs {
-		for {
-			var ws unix.WaitStatus
-			pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || pid <= 0 {
-				break
-			}
-			r.mu.Lock()
-			if ch, ok := r.waiters[pid]; ok {
-				ch <- syscall.WaitStatus(ws)
-				delete(r.waiters, pid)
-			}
-			r.mu.Unlock()
+	for {
+		r.reapEnded()
+		<-r.sigs
+	}
+}
+
+func (r *reaper) reapEnded() {
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if err == unix.EINTR {
+			continue
 		}
+		if err != nil || pid <= 0 {
+			return
+		}
+		r.mu.Lock()
+		if ch, ok := r.waiters[pid]; ok {
+			ch <- syscall.WaitStatus(ws)
+			delete(r.waiters, pid)
+		}
+		r.mu.Unlock()
 	}
 }
 
