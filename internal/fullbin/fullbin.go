@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -40,13 +41,37 @@ func Exec(argv []string) error {
 	}
 	name := "soulbox-" + Sum[:16]
 	for _, dir := range cacheDirs() {
-		if path, err := exebin.Install(dir, name, Binary, 0o700); err == nil {
-			return unix.Exec(path, argv, os.Environ())
+		// Twice: another version's front may remove this file between
+		// the install and the exec (see prune).
+		for range 2 {
+			path, err := exebin.Install(dir, name, Binary, 0o700)
+			if err != nil {
+				break
+			}
+			prune(dir, name)
+			if err := unix.Exec(path, argv, os.Environ()); err != unix.ENOENT {
+				return fmt.Errorf("full binary: %w", err)
+			}
 		}
 	}
 	// No writable cache (a user without a home directory): run it from
 	// memory.
 	return execMemory(name, argv)
+}
+
+// prune removes the cache's other versions, so upgrades and rebuilds do
+// not pile up 20 MB files. A process running one keeps it (the kernel
+// holds the file while it runs; a daemon's /proc/self/exe still opens).
+func prune(dir, keep string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if n := e.Name(); n != keep && strings.HasPrefix(n, "soulbox-") && len(n) == len(keep) {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
 }
 
 func cacheDirs() []string {
