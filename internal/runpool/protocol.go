@@ -64,15 +64,12 @@ var maxFrame = uint32(4*limits.Maximums().OutputBytes + 1<<20)
 // MaxRequest caps a request the daemon accepts.
 const MaxRequest = 1 << 20
 
-// WriteFrame writes one frame.
+// WriteFrame writes one frame, in one write: the reader wakes once.
 func WriteFrame(w io.Writer, kind byte, payload []byte) error {
-	var hdr [5]byte
-	hdr[0] = kind
-	binary.BigEndian.PutUint32(hdr[1:], uint32(len(payload)))
-	if _, err := w.Write(hdr[:]); err != nil {
-		return err
-	}
-	_, err := w.Write(payload)
+	b := make([]byte, 5, 5+len(payload))
+	b[0] = kind
+	binary.BigEndian.PutUint32(b[1:], uint32(len(payload)))
+	_, err := w.Write(append(b, payload...))
 	return err
 }
 
