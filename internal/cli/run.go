@@ -152,15 +152,11 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 			if !noPool && spec.Egress == nil && len(spec.CopyIn) == 0 {
 				// A sandbox a daemon on this host set up ahead of demand.
 				req := runpool.Request{Argv: spec.Argv, Env: spec.Env, Limits: spec.Limits, Stream: !asJSON}
-				res, err := runpool.Run(cmd.Context(), dataDir, req, spec.Stdin, spec.Stdout, spec.Stderr)
-				switch {
-				case err == nil:
-					logger(cmd).Debug(quickrun.PoolDebugLine)
-					return reportRun(cmd, res, asJSON)
-				case errors.Is(err, runpool.ErrInvalid):
-					return &exitError{code: exitUsage, err: err}
-				case !errors.Is(err, runpool.ErrCold):
-					return runFailure(cmd, asJSON, err)
+				if code, ok := quickrun.Pooled(cmd.Context(), dataDir, req, spec.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()); ok {
+					if code != 0 {
+						return &exitError{code: code, err: errors.New("")}
+					}
+					return nil
 				}
 			}
 			rt, err := runtime.New(cmd.Context(), rcfg)

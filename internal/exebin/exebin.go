@@ -11,30 +11,49 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Install makes dir/name hold data (mode 0555) and returns its path; dir
-// is created with dirMode if missing. An existing file is kept when it is
-// a regular file of the right size owned by this user and writable by no
-// one else (the name carries the content's hash).
-func Install(dir, name string, data []byte, dirMode os.FileMode) (string, error) {
-	path := filepath.Join(dir, name)
-	if fi, err := os.Lstat(path); err == nil && usable(fi, int64(len(data))) {
-		return path, nil
+// Embedded is a binary carried inside soulbox, and the hex SHA-256 of it
+// computed when it was built.
+type Embedded struct {
+	Data []byte // nil: built without it
+	Sum  string
+}
+
+// Embed makes the Embedded of a go:embed pair (the sum file ends in a
+// newline).
+func Embed(data []byte, sum string) Embedded {
+	return Embedded{Data: data, Sum: strings.TrimSpace(sum)}
+}
+
+// Install makes dir/<prefix><first 16 hex digits of the sum> hold the
+// binary (mode 0555) and returns its path, and whether it wrote it now;
+// dir is created with dirMode if missing. An existing file is kept when
+// it is a regular file of the right size owned by this user and writable
+// by no one else (the name carries the content's hash).
+func (e Embedded) Install(dir, prefix string, dirMode os.FileMode) (path string, fresh bool, err error) {
+	if len(e.Sum) < 16 {
+		return "", false, ErrNoSum
+	}
+	name := prefix + e.Sum[:16]
+	path = filepath.Join(dir, name)
+	if fi, err := os.Lstat(path); err == nil && usable(fi, int64(len(e.Data))) {
+		return path, false, nil
 	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
-		return "", fmt.Errorf("install %s: %w", name, err)
+		return "", false, fmt.Errorf("install %s: %w", name, err)
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+"-")
 	if err != nil {
-		return "", fmt.Errorf("install %s: %w", name, err)
+		return "", false, fmt.Errorf("install %s: %w", name, err)
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(data)
+	_, err = tmp.Write(e.Data)
 	if err == nil {
 		err = tmp.Chmod(0o555)
 	}
@@ -45,9 +64,9 @@ func Install(dir, name string, data []byte, dirMode os.FileMode) (string, error)
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {
-		return "", fmt.Errorf("install %s: %w", name, err)
+		return "", false, fmt.Errorf("install %s: %w", name, err)
 	}
-	return path, nil
+	return path, true, nil
 }
 
 func usable(fi os.FileInfo, size int64) bool {

@@ -4,7 +4,8 @@ package fullbin
 
 import (
 	_ "embed"
-	"strings"
+
+	"github.com/soulbox-dev/soulbox/internal/exebin"
 )
 
 //go:embed soulbox-full
@@ -15,7 +16,4 @@ var embedded []byte
 //go:embed soulbox-full.sha256
 var embeddedSum string
 
-func init() {
-	Binary = embedded
-	Sum = strings.TrimSpace(embeddedSum)
-}
+func init() { Binary = exebin.Embed(embedded, embeddedSum) }

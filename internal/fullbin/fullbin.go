@@ -22,11 +22,12 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/exebin"
 )
 
-// Binary is the embedded full soulbox, or nil when built without it.
-var Binary []byte
+// Binary is the embedded full soulbox; its Data is nil when built without
+// it.
+var Binary exebin.Embedded
 
-// Sum is the hex SHA-256 of Binary, computed when it was built.
-var Sum string
+// prefix names the installed binary (prefix and 16 hex digits of its hash).
+const prefix = "soulbox-"
 
 // rootCache is where root installs the full binary: root-owned, mode 0700
 // (the daemon runs it; sandboxes receive the agent as a descriptor and
@@ -36,19 +37,20 @@ const rootCache = "/var/cache/soulbox"
 // Exec replaces this process with the full binary, with the same argv and
 // environment. It returns only on failure.
 func Exec(argv []string) error {
-	if Binary == nil || len(Sum) < 16 {
+	if Binary.Data == nil {
 		return fmt.Errorf("full binary: %w", exebin.ErrNoSum)
 	}
-	name := "soulbox-" + Sum[:16]
 	for _, dir := range cacheDirs() {
 		// Twice: another version's front may remove this file between
 		// the install and the exec (see prune).
 		for range 2 {
-			path, err := exebin.Install(dir, name, Binary, 0o700)
+			path, fresh, err := Binary.Install(dir, prefix, 0o700)
 			if err != nil {
 				break
 			}
-			prune(dir, name)
+			if fresh {
+				prune(dir, filepath.Base(path))
+			}
 			if err := unix.Exec(path, argv, os.Environ()); err != unix.ENOENT {
 				return fmt.Errorf("full binary: %w", err)
 			}
@@ -56,11 +58,11 @@ func Exec(argv []string) error {
 	}
 	// No writable cache (a user without a home directory): run it from
 	// memory.
-	return execMemory(name, argv)
+	return execMemory(argv)
 }
 
-// prune removes the cache's other versions, so upgrades and rebuilds do
-// not pile up 20 MB files. A process running one keeps it (the kernel
+// prune removes the cache's other versions when a new one is installed,
+// so upgrades and rebuilds do not pile up 20 MB files. A process running one keeps it (the kernel
 // holds the file while it runs; a daemon's /proc/self/exe still opens).
 func prune(dir, keep string) {
 	entries, err := os.ReadDir(dir)
@@ -68,7 +70,7 @@ func prune(dir, keep string) {
 		return
 	}
 	for _, e := range entries {
-		if n := e.Name(); n != keep && strings.HasPrefix(n, "soulbox-") && len(n) == len(keep) {
+		if n := e.Name(); n != keep && strings.HasPrefix(n, prefix) && len(n) == len(keep) {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}
@@ -84,14 +86,15 @@ func cacheDirs() []string {
 	return nil
 }
 
-func execMemory(name string, argv []string) error {
+func execMemory(argv []string) error {
+	const name = "soulbox"
 	fd, err := unix.MemfdCreate(name, unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
 		return fmt.Errorf("full binary: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), name)
 	defer f.Close()
-	if _, err := f.Write(Binary); err != nil {
+	if _, err := f.Write(Binary.Data); err != nil {
 		return fmt.Errorf("full binary: %w", err)
 	}
 	unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)

@@ -4,7 +4,8 @@ package initbin
 
 import (
 	_ "embed"
-	"strings"
+
+	"github.com/soulbox-dev/soulbox/internal/exebin"
 )
 
 //go:embed soulbox-init
@@ -16,7 +17,4 @@ var embedded []byte
 //go:embed soulbox-init.sha256
 var embeddedSum string
 
-func init() {
-	Binary = embedded
-	Sum = strings.TrimSpace(embeddedSum)
-}
+func init() { Binary = exebin.Embed(embedded, embeddedSum) }

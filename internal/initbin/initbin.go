@@ -6,12 +6,11 @@
 // `make build` builds cmd/soulbox-init into this directory (with its
 // SHA-256 in soulbox-init.sha256) and then
 // soulbox with the build tag soulbox_embedinit; without the tag (plain
-// `go build`, unit tests) Binary is nil and sandboxes run the soulbox
+// `go build`, unit tests) Binary.Data is nil and sandboxes run the soulbox
 // binary itself as their init, which behaves the same, only slower.
 package initbin
 
-// Binary is the embedded init, or nil when built without it.
-var Binary []byte
+import "github.com/soulbox-dev/soulbox/internal/exebin"
 
-// Sum is the hex SHA-256 of Binary, computed when it was built.
-var Sum string
+// Binary is the embedded init; its Data is nil when built without it.
+var Binary exebin.Embedded

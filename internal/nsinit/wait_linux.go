@@ -24,7 +24,7 @@ import (
 // until a job comes (an idle worker costs no wake-ups).
 const idleAfter = time.Second
 
-// wait4 is wait4(2) on a raw system call.
+// wait4 is wait4(2) on a raw system call (ws may be nil).
 func wait4(pid int, ws *unix.WaitStatus, options int) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_WAIT4, uintptr(pid), uintptr(unsafe.Pointer(ws)), uintptr(options), 0, 0, 0)
 	if e != 0 {

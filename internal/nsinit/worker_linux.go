@@ -187,8 +187,7 @@ func setRlimits(rl []Rlimit) error {
 func killAll() {
 	unix.Kill(-1, unix.SIGKILL)
 	for {
-		var ws unix.WaitStatus
-		_, err := wait4(-1, &ws, 0)
+		_, err := wait4(-1, nil, 0)
 		if err == unix.EINTR {
 			continue
 		}

@@ -122,33 +122,46 @@ func Main(argv []string, stdin *os.File, stdout, stderr io.Writer) (code int, ne
 		defer f.Close()
 		in = f
 	}
-	var out, errOut io.Writer
-	if !r.asJSON {
-		out, errOut = stdout, stderr
-	}
 	// One P: this program only waits for the daemon, and a second one
 	// would cost thread wake-ups (about 0.9 ms of CPU per run here).
 	prev := runtime.GOMAXPROCS(1)
 	// No signal handlers: SIGINT, SIGTERM or SIGHUP end this process, the
 	// kernel closes its connection, and the daemon ends the run.
 	req := runpool.Request{Argv: r.argv, Env: r.env, Limits: r.limits, Stream: !r.asJSON}
-	res, err := runpool.Run(context.Background(), r.dataDir, req, in, out, errOut)
+	code, ok = Pooled(context.Background(), r.dataDir, req, in, stdout, stderr)
+	if !ok {
+		runtime.GOMAXPROCS(prev)
+		return 0, slices.Insert(slices.Clone(argv), 2, "--no-pool")
+	}
+	return code, nil
+}
+
+// Pooled runs req in a ready sandbox of the daemon using dataDir and
+// reports it as `soulbox run` does (output passed through when
+// req.Stream, the JSON object otherwise), returning the exit status. ok is
+// false when the pool cannot take the run: nothing was read from stdin or
+// written, and the caller sets up its own sandbox.
+func Pooled(ctx context.Context, dataDir string, req runpool.Request, stdin io.Reader, stdout, stderr io.Writer) (code int, ok bool) {
+	var out, errOut io.Writer
+	if req.Stream {
+		out, errOut = stdout, stderr
+	}
+	res, err := runpool.Run(ctx, dataDir, req, stdin, out, errOut)
 	switch {
 	case err == nil:
 		if os.Getenv("SOULBOX_DEBUG") != "" {
 			slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).Debug(PoolDebugLine)
 		}
-		return Report(stdout, stderr, res, r.asJSON), nil
+		return Report(stdout, stderr, res, !req.Stream), true
 	case errors.Is(err, runpool.ErrCold):
-		runtime.GOMAXPROCS(prev)
-		return 0, slices.Insert(slices.Clone(argv), 2, "--no-pool")
+		return 0, false
 	case errors.Is(err, runpool.ErrInvalid):
 		fmt.Fprintf(stderr, "soulbox: %v\nRun 'soulbox run --help' for usage.\n", err)
-		return ExitUsage, nil
+		return ExitUsage, true
 	default:
-		Failure(stdout, r.asJSON, err)
+		Failure(stdout, !req.Stream, err)
 		fmt.Fprintf(stderr, "soulbox: %v\n", err)
-		return ExitInternal, nil
+		return ExitInternal, true
 	}
 }
 

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
-	"github.com/soulbox-dev/soulbox/internal/exebin"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
 	"github.com/soulbox-dev/soulbox/internal/initbin"
 	"github.com/soulbox-dev/soulbox/internal/limits"
@@ -151,14 +150,15 @@ func (r *Runtime) CgroupVersion() cgroup.Version { return r.cgroups.Version() }
 // directory once, read-only and root-owned, named by its hash, and returns
 // its path; without an embedded init it returns /proc/self/exe.
 func installInit(dataDir string) (string, error) {
-	if initbin.Binary == nil {
+	if initbin.Binary.Data == nil {
 		return "/proc/self/exe", nil
 	}
-	if len(initbin.Sum) < 16 {
-		return "", fmt.Errorf("install init: %w", exebin.ErrNoSum)
-	}
 	// The sandbox's root (an unprivileged host uid) must traverse to exec it.
-	return exebin.Install(filepath.Join(dataDir, "bin"), "soulbox-init-"+initbin.Sum[:16], initbin.Binary, 0o711)
+	path, _, err := initbin.Binary.Install(filepath.Join(dataDir, "bin"), "soulbox-init-", 0o711)
+	if err != nil {
+		return "", fmt.Errorf("install init: %w", err)
+	}
+	return path, nil
 }
 
 // slotHeld reports whether a uid slot is held by a live sandbox (or its
