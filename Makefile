@@ -12,7 +12,7 @@ GOLANGCI_VERSION := v2.15.0
 GOLANGCI := $(shell $(GO) env GOPATH)/bin/golangci-lint-$(GOLANGCI_VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run deps test test-unit test-e2e lint fmt-check proto proto-check fuzz bench soak test-cgroupv2 clean
+.PHONY: all build run deps template-julia test test-unit test-e2e lint fmt-check proto proto-check fuzz bench soak test-cgroupv2 clean
 
 all: build
 
@@ -30,7 +30,7 @@ build:
 deps:
 	scripts/install-deps.sh run
 
-run: deps build
+run: deps build template-julia
 	$(BIN) doctor
 	@echo; echo '$$ soulbox run --json --memory 64M -- python3 -c "bytearray(1<<30)"'
 	$(BIN) run --data-dir $(DATA_DIR) --json --memory 64M -- python3 -c 'bytearray(1<<30)'
@@ -44,7 +44,16 @@ run: deps build
 # qemu guest with pure cgroup v2.
 test:
 	scripts/install-deps.sh test
-	$(MAKE) fmt-check proto-check lint test-unit test-e2e fuzz test-cgroupv2
+	$(MAKE) template-julia fmt-check proto-check lint test-unit test-e2e fuzz test-cgroupv2
+
+# The julia template: Debian 12 does not package Julia, Debian 11 does
+# (1.5.3). mmdebstrap writes a minimal Debian 11 root with it, from
+# Debian's archive, as a tar stream that soulbox imports (once; `soulbox
+# template rm julia` to build it again).
+JULIA_SUITE ?= bullseye
+DEBIAN_MIRROR ?= http://deb.debian.org/debian
+template-julia: build
+	@set -o pipefail; if $(BIN) template list --json | grep -q '"name": "julia"'; then 	  echo "template julia: imported already"; else 	  mmdebstrap --quiet --variant=essential --include=julia $(JULIA_SUITE) - $(DEBIAN_MIRROR) | $(BIN) template import julia -; fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

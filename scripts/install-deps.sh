@@ -14,12 +14,15 @@ want python3
 want bash
 want coreutils
 # The language runtimes of `soulbox run --lang` and `soulbox judge` for the
-# host template (internal/lang lists them; Julia is not packaged in Debian 12).
+# host template (internal/lang lists them; Julia is not packaged in Debian 12:
+# its template is built by make template-julia).
 lang_pkgs=(python3-numpy python3-pandas python3-matplotlib nodejs node-typescript
   ruby golang-go rustc default-jdk-headless mono-mcs mono-runtime php-cli
   r-base-core gcc g++)
 case "$what" in
   run|test)
+    # Builds the julia template's root file system (make template-julia).
+    want mmdebstrap
     for p in "${lang_pkgs[@]}"; do
       # nodejs may come from another repository (NodeSource): a node under /usr is enough.
       if [ "$p" = nodejs ] && [ -x /usr/bin/node ]; then continue; fi

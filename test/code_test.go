@@ -57,9 +57,14 @@ func soulboxCode(t *testing.T, dir, lang, src, stdin string, flags ...string) co
 }
 
 // requireLang needs the language's tool in the host's /usr (what the host
-// template shows): skip naming it, or fail under CI=true.
+// template shows), or in its template's image: skip naming it, or fail
+// under CI=true.
 func requireLang(t *testing.T, tool string) {
 	t.Helper()
+	if tool == "julia" {
+		requireJulia(t)
+		return
+	}
 	for _, d := range []string{"/usr/bin/", "/usr/sbin/"} {
 		if _, err := os.Stat(d + tool); err == nil {
 			return
@@ -125,6 +130,8 @@ var langCases = []langCase{
 		echo: "#include <iostream>\n#include <string>\nint main() { std::string l; std::getline(std::cin, l); std::cout << \"got \" << l << \"\\n\"; }",
 		file: "#include <fstream>\nint main() { std::ofstream(\"out.txt\") << \"data\"; }",
 		fail: "int main() { return 3; }", bad: "int main() { return x; }"},
+	{lang: "julia", tool: "julia", hello: `println("hello")`, echo: `println("got ", readline())`,
+		file: `write("out.txt", "data")`, fail: `exit(3)`},
 }
 
 // TestCodeLanguages runs, per language: hello world, reading stdin, a
@@ -312,8 +319,8 @@ printf big > big.bin
 	hostClean(t, dir)
 }
 
-// TestLanguagesCommand: every language is listed; Julia is unavailable
-// with how to get it.
+// TestLanguagesCommand: every language is listed, with its version when
+// available and how to get it when not; Julia comes from its template.
 func TestLanguagesCommand(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
@@ -326,6 +333,7 @@ func TestLanguagesCommand(t *testing.T) {
 		Available bool   `json:"available"`
 		Version   string `json:"version"`
 		Hint      string `json:"hint"`
+		Template  string `json:"template"`
 	}
 	if err := json.Unmarshal(out, &infos); err != nil {
 		t.Fatal(err)
@@ -335,9 +343,13 @@ func TestLanguagesCommand(t *testing.T) {
 	}
 	for _, i := range infos {
 		switch {
+		case i.Name == "julia" && juliaImported():
+			if !i.Available || i.Template != "julia" || !strings.HasPrefix(i.Version, "julia version 1.") {
+				t.Errorf("julia, its template imported: %+v", i)
+			}
 		case i.Name == "julia":
-			if i.Available || !strings.Contains(i.Hint, "Debian 12 does not package Julia") {
-				t.Errorf("julia: %+v", i)
+			if i.Available || !strings.Contains(i.Hint, "make template-julia") {
+				t.Errorf("julia without its template: %+v", i)
 			}
 		case i.Available && i.Version == "":
 			t.Errorf("%s: available without a version", i.Name)

@@ -111,6 +111,7 @@ func (s *Server) executeCode(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, err)
 		return
 	}
+	req.Template = t.Template
 	if _, _, err := req.Validate(); err != nil {
 		s.writeErr(w, err)
 		return

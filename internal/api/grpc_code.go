@@ -67,6 +67,7 @@ func (c codeService) Execute(ctx context.Context, req *connect.Request[pb.Execut
 		}
 		r.Timeout = d.AsDuration().Seconds()
 	}
+	r.Template = t.Template
 	if _, _, err := r.Validate(); err != nil {
 		return s.rpcErr(err)
 	}

@@ -72,7 +72,7 @@ func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	})
 	root.AddCommand(newRunCmd(), newDoctorCmd(), newAPIKeyCmd(), newServeCmd(),
 		newSandboxCmd(), newExecCmd(), newShellCmd(), newCpCmd(), newFilesCmd(),
-		newLanguagesCmd(), newJudgeCmd())
+		newLanguagesCmd(), newJudgeCmd(), newTemplateCmd())
 	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK

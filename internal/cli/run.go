@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/soulbox-dev/soulbox/internal/image"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/quickrun"
@@ -66,6 +67,7 @@ func newRunCmd() *cobra.Command {
 		asJSON  bool
 		noPool  bool
 		dataDir string
+		tmpl    string
 		code    codeFlags
 	)
 	c := &cobra.Command{
@@ -80,7 +82,7 @@ When a daemon (soulbox serve) runs with the same --data-dir, the sandbox is
 one the daemon set up ahead of demand (its run pool, cleaned between runs);
 runs with
 --copy-in, network flags, another --disk size or limits above the defaults,
-and --no-pool, set up their own.
+--template, and --no-pool, set up their own.
 
 Without --json the program's output is passed through and soulbox exits with the
 program's exit status. With --json it prints exactly one JSON object:
@@ -115,7 +117,7 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 			if code.lang != "" {
 				return runCode(cmd, args[0], l, stdin, asJSON, dataDir, &code)
 			}
-			spec := runtime.Spec{Argv: args, Env: env, Limits: l}
+			spec := runtime.Spec{Argv: args, Env: env, Limits: l, Template: tmpl}
 			if spec.Egress, err = ef.rules(); err != nil {
 				return err
 			}
@@ -149,7 +151,7 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 			if !asJSON {
 				spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			}
-			if !noPool && spec.Egress == nil && len(spec.CopyIn) == 0 {
+			if !noPool && spec.Egress == nil && len(spec.CopyIn) == 0 && (tmpl == "" || image.IsBuiltin(tmpl)) {
 				// A sandbox a daemon on this host set up ahead of demand.
 				req := runpool.Request{Argv: spec.Argv, Env: spec.Env, Limits: spec.Limits, Stream: !asJSON}
 				if code, ok := quickrun.Pooled(cmd.Context(), dataDir, req, spec.Stdin, cmd.OutOrStdout(), cmd.ErrOrStderr()); ok {
@@ -186,6 +188,7 @@ mime_type, size, content_base64 up to --inline-max, saved_to with
 	fl.BoolVar(&asJSON, "json", false, "print one JSON object with the verdict, output and measurements")
 	fl.BoolVar(&noPool, "no-pool", false, "always set up the sandbox here, even when a daemon with this --data-dir has one ready")
 	fl.StringVar(&dataDir, "data-dir", defaultDataDir, "SoulBox data directory")
+	fl.StringVar(&tmpl, "template", "", "run in a sandbox of this template (soulbox template list); default: host")
 	code.register(c)
 	return c
 }

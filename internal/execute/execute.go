@@ -22,6 +22,9 @@ type Request struct {
 	Stdin    string            `json:"stdin,omitempty"`
 	Timeout  float64           `json:"timeout,omitempty"` // seconds of the run step; 0: DefaultTimeout
 	Env      map[string]string `json:"env,omitempty"`
+	// Template is the sandbox's template (set by the server, not the
+	// client): a language that needs a template runs only in it.
+	Template string `json:"-"`
 }
 
 // Limits of an execution; the zero value takes the defaults.
@@ -114,8 +117,8 @@ func (r *Request) Validate() (*lang.Language, time.Duration, error) {
 	if !ok {
 		return nil, 0, fmt.Errorf("%w: unknown language %q (known: %s)", ErrBadRequest, r.Language, strings.Join(lang.Names(), ", "))
 	}
-	if l.Template != "" {
-		return nil, 0, fmt.Errorf("%w: %s: %s", ErrBadRequest, l.Name, l.Note)
+	if l.Template != "" && l.Template != r.Template {
+		return nil, 0, fmt.Errorf("%w: %s runs in sandboxes of the %s template (this one is of %q): %s", ErrBadRequest, l.Name, l.Template, r.Template, l.Note)
 	}
 	if len(r.Code) > maxCodeBytes {
 		return nil, 0, fmt.Errorf("%w: code over %d bytes", ErrBadRequest, maxCodeBytes)

@@ -58,7 +58,7 @@ func (s *workerSlot) runCase(ctx context.Context, c Case, o Options) (CaseResult
 	// gets one replacement for this case.
 	for attempt := 0; attempt < 2; attempt++ {
 		if s.w == nil {
-			w, err := ws.NewWorker(ctx, sbrt.WorkerSpec{Limits: s.max, CopyIn: s.p.Files})
+			w, err := ws.NewWorker(ctx, sbrt.WorkerSpec{Limits: s.max, CopyIn: s.p.Files, Template: s.p.Lang.Template})
 			if err != nil {
 				if ctx.Err() != nil {
 					return CaseResult{}, ctx.Err()

@@ -28,9 +28,9 @@ func (e *Executor) toolID(l *Language) string {
 	if !st.Available {
 		return "unavailable"
 	}
-	root := e.HostRoot
-	if root == "" {
-		root = "/"
+	root, err := e.rootOf(l)
+	if err != nil {
+		return "unavailable"
 	}
 	p, err := filepath.EvalSymlinks(filepath.Join(root, st.Path))
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/image"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	sbrt "github.com/soulbox-dev/soulbox/internal/runtime"
 )
@@ -32,7 +33,10 @@ type Executor struct {
 	CompileLimits limits.Limits
 	// HostRoot is where the host template's /usr is looked up ("/").
 	HostRoot string
-	Log      *slog.Logger
+	// Images holds the templates some languages need (Julia); the zero
+	// value means image.Dir().
+	Images image.Store
+	Log    *slog.Logger
 }
 
 // DefaultCompileLimits are generous: compilers are large, and the output is
@@ -80,7 +84,7 @@ func (p *Program) OK() bool { return p.Compile == nil || p.Compile.Status == "OK
 
 // Spec is the run spec of the program with the given limits and stdin.
 func (p *Program) Spec(l limits.Limits, stdin io.Reader) sbrt.Spec {
-	return sbrt.Spec{Argv: p.Lang.Run, Env: p.env, Limits: l, Stdin: stdin, CopyIn: p.Files}
+	return sbrt.Spec{Argv: p.Lang.Run, Env: p.env, Limits: l, Stdin: stdin, CopyIn: p.Files, Template: p.Lang.Template}
 }
 
 // Prepare makes a Program of source: interpreted languages only copy it;
@@ -115,7 +119,7 @@ func (e *Executor) Prepare(ctx context.Context, l *Language, source []byte) (*Pr
 	t0 := time.Now()
 	res, err := e.Runner.Run(ctx, sbrt.Spec{
 		Argv: l.Compile, Env: append(append([]string{}, env...), compileEnv...),
-		Limits: cl, CopyIn: in, Collect: &c,
+		Limits: cl, CopyIn: in, Collect: &c, Template: l.Template,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
@@ -161,15 +165,28 @@ type Status struct {
 	Hint      string // how to get it, when unavailable
 }
 
-// Status looks for the language's tool where the host template's sandboxes
-// see it: the host's /usr (/usr/local and per-user installs are not part
-// of the template).
-func (e *Executor) Status(l *Language) Status {
-	root := e.HostRoot
-	if root == "" {
-		root = "/"
-	}
+// rootOf is where the language's sandboxes find their /usr on the host:
+// the host's root, or the root of the image its template is made of.
+func (e *Executor) rootOf(l *Language) (string, error) {
 	if l.Template != "" {
+		images := e.Images
+		if images.Dir == "" {
+			images.Dir = image.Dir()
+		}
+		return images.Root(l.Template)
+	}
+	if e.HostRoot == "" {
+		return "/", nil
+	}
+	return e.HostRoot, nil
+}
+
+// Status looks for the language's tool where its sandboxes see it: the
+// host's /usr (/usr/local and per-user installs are not part of the host
+// template), or the /usr of its template's image.
+func (e *Executor) Status(l *Language) Status {
+	root, err := e.rootOf(l)
+	if err != nil {
 		return Status{Hint: l.Note}
 	}
 	for _, dir := range []string{"usr/bin", "usr/sbin"} {
@@ -177,6 +194,9 @@ func (e *Executor) Status(l *Language) Status {
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return Status{Available: true, Path: "/" + dir + "/" + l.Tool}
 		}
+	}
+	if l.Template != "" {
+		return Status{Hint: "the " + l.Template + " template has no " + l.Tool + " in /usr/bin: " + l.Note}
 	}
 	return Status{Hint: "install the Debian package(s): apt-get install " + joinSpace(l.Packages)}
 }

@@ -87,6 +87,7 @@ type Info struct {
 	Version   string   `json:"version,omitempty"`
 	Hint      string   `json:"hint,omitempty"`
 	Note      string   `json:"note,omitempty"`
+	Template  string   `json:"template,omitempty"` // the template it runs in; "" is host
 }
 
 // Probe reports every language: available or not, and the version its
@@ -99,7 +100,7 @@ func (e *Executor) Probe(ctx context.Context) []Info {
 	var wg sync.WaitGroup
 	for i, l := range langs {
 		st := e.Status(l)
-		infos[i] = Info{Name: l.Name, Title: l.Title, Aliases: l.Aliases, Compiled: l.Compiled(), Available: st.Available, Hint: st.Hint, Note: l.Note}
+		infos[i] = Info{Name: l.Name, Title: l.Title, Aliases: l.Aliases, Compiled: l.Compiled(), Available: st.Available, Hint: st.Hint, Note: l.Note, Template: l.Template}
 		if !st.Available {
 			continue
 		}
@@ -111,7 +112,7 @@ func (e *Executor) Probe(ctx context.Context) []Info {
 			lim := DefaultCompileLimits()
 			lim.WallTime = limits.Defaults().WallTime
 			env := append(append(append([]string{}, commonEnv...), l.Env...), compileEnv...)
-			res, err := e.Runner.Run(ctx, sbrt.Spec{Argv: l.Version, Env: env, Limits: lim})
+			res, err := e.Runner.Run(ctx, sbrt.Spec{Argv: l.Version, Env: env, Limits: lim, Template: l.Template})
 			switch {
 			case err != nil:
 				infos[i].Available = false

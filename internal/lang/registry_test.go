@@ -1,9 +1,13 @@
 package lang
 
 import (
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/soulbox-dev/soulbox/internal/image"
 )
 
 func TestRegistryData(t *testing.T) {
@@ -74,15 +78,34 @@ func TestCacheKey(t *testing.T) {
 }
 
 func TestStatusUnavailable(t *testing.T) {
-	e := &Executor{HostRoot: t.TempDir()}
+	e := &Executor{HostRoot: t.TempDir(), Images: image.Store{Dir: t.TempDir()}}
 	py, _ := Lookup("python")
 	st := e.Status(py)
 	if st.Available || !strings.Contains(st.Hint, "apt-get install python3") {
 		t.Errorf("status on an empty root = %+v, want unavailable with the Debian package", st)
 	}
 	jl, _ := Lookup("julia")
-	if st := e.Status(jl); st.Available || !strings.Contains(st.Hint, "Debian 12 does not package Julia") {
-		t.Errorf("julia = %+v", st)
+	if st := e.Status(jl); st.Available || !strings.Contains(st.Hint, "make template-julia") {
+		t.Errorf("julia without its template = %+v, want unavailable with how to get it", st)
+	}
+}
+
+// TestStatusTemplate: a language of a template is found in its image.
+func TestStatusTemplate(t *testing.T) {
+	images := image.Store{Dir: t.TempDir()}
+	root := filepath.Join(images.Dir, "julia", "rootfs")
+	if err := os.MkdirAll(filepath.Join(root, "usr", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(images.Dir, "julia", "image.json"), []byte(`{"name":"julia"}`), 0o644)
+	e := &Executor{HostRoot: t.TempDir(), Images: images}
+	jl, _ := Lookup("julia")
+	if st := e.Status(jl); st.Available || !strings.Contains(st.Hint, "has no julia") {
+		t.Errorf("template without the tool = %+v", st)
+	}
+	os.WriteFile(filepath.Join(root, "usr", "bin", "julia"), []byte("#!/bin/sh\n"), 0o755)
+	if st := e.Status(jl); !st.Available || st.Path != "/usr/bin/julia" {
+		t.Errorf("template with the tool = %+v", st)
 	}
 }
 

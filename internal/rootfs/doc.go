@@ -2,7 +2,8 @@
 //
 // Host side: EnsureHostTemplate prepares the built-in "host" template — a
 // small skeleton (curated /etc, merged-/usr symlinks) used as the overlay
-// lower layer — and CloneTree makes read-only detached copies of host trees
+// lower layer — and EnsureImageTemplate the same for an imported image
+// (internal/image); CloneTree makes read-only detached copies of the trees
 // such as /usr with open_tree(2).
 //
 // Sandbox side: Assemble runs in the sandbox init, inside fresh user and

@@ -18,7 +18,7 @@ import (
 
 // templateFormat changes whenever the skeleton's content rules change, so
 // an older skeleton on disk is rebuilt.
-const templateFormat = "host-v4" // v4: copied files keep their modification times
+const templateFormat = "v5" // v4: copied files keep their modification times; v5: images
 
 // etcAllow lists the host /etc entries (shell patterns) the host template
 // shows. Everything else in /etc is absent: no shadow or gshadow, no ssh
@@ -40,29 +40,58 @@ var etcAllow = []string{
 // etcNever is never copied, even inside an allowed tree.
 var etcNever = []string{"ssl/private"}
 
-// topLevel are the host root entries the host template shows. A symlink
-// (merged-/usr hosts: /bin -> usr/bin) is recreated in the skeleton; a
-// directory becomes a read-only tree attached at the same place.
-var topLevel = []string{"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+// topLevel are the root entries a template shows from its source root. A
+// symlink (merged-/usr systems: /bin -> usr/bin) is recreated in the
+// skeleton; a directory becomes a read-only tree attached at the same
+// place. Images show /opt too (software installed there is part of the
+// image); the host's /opt is not part of the host template.
+var (
+	topLevel      = []string{"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+	imageTopLevel = append(append([]string{}, topLevel...), "opt")
+)
 
-// HostTemplate describes the built-in "host" template: a skeleton directory
-// (overlay lower) and the host trees attached read-only on top of it.
-type HostTemplate struct {
+// Template describes a template on the host: a skeleton directory (the
+// overlay lower layer) and the trees attached read-only on top of it.
+type Template struct {
 	Skeleton string   // directory used as the overlay lower layer
-	Trees    []string // absolute host directories attached read-only at the same path
+	Root     string   // the source root on the host: "/" for the host template
+	Trees    []string // absolute paths inside the sandbox, attached from Root
+}
+
+// TreeSource is the host directory attached at tree (one of t.Trees).
+func (t *Template) TreeSource(tree string) string { return filepath.Join(t.Root, tree) }
+
+// source is what a template is built from.
+type source struct {
+	name   string // names the skeleton: "host", or an image's name
+	root   string
+	top    []string
+	allEtc bool // copy every world-readable /etc entry, not only etcAllow
 }
 
 // EnsureHostTemplate returns the host template, building its skeleton under
 // dir if it is missing or older than the host's /etc. Building is atomic
 // (a temporary directory renamed into place), so concurrent callers are safe.
-func EnsureHostTemplate(dir string) (*HostTemplate, error) {
-	stamp, err := hostStamp()
+func EnsureHostTemplate(dir string) (*Template, error) {
+	return ensure(dir, source{name: "host", root: "/", top: topLevel})
+}
+
+// EnsureImageTemplate returns the template of the image called name whose
+// root file system is root (see internal/image): like the host template,
+// but with the image's whole /etc (world-readable files; the sandbox's own
+// passwd, group, hosts and resolver files replace the image's) and /opt.
+func EnsureImageTemplate(dir, name, root string) (*Template, error) {
+	return ensure(dir, source{name: name, root: root, top: imageTopLevel, allEtc: true})
+}
+
+func ensure(dir string, src source) (*Template, error) {
+	stamp, err := stampOf(src)
 	if err != nil {
 		return nil, err
 	}
-	t := &HostTemplate{Skeleton: filepath.Join(dir, stamp)}
-	for _, name := range topLevel {
-		fi, err := os.Lstat("/" + name)
+	t := &Template{Skeleton: filepath.Join(dir, src.name+"-"+stamp), Root: src.root}
+	for _, name := range src.top {
+		fi, err := os.Lstat(filepath.Join(src.root, name))
 		if err == nil && fi.IsDir() {
 			t.Trees = append(t.Trees, "/"+name)
 		}
@@ -77,7 +106,7 @@ func EnsureHostTemplate(dir string) (*HostTemplate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rootfs: create template build dir: %w", err)
 	}
-	if err := buildSkeleton(tmp); err != nil {
+	if err := buildSkeleton(tmp, src); err != nil {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
@@ -92,38 +121,43 @@ func EnsureHostTemplate(dir string) (*HostTemplate, error) {
 		}
 		return nil, fmt.Errorf("rootfs: install skeleton: %w", err)
 	}
-	pruneOld(dir, filepath.Base(t.Skeleton))
+	pruneOld(dir, src.name, filepath.Base(t.Skeleton))
 	return t, nil
 }
 
-// hostStamp names a skeleton version: it changes when the format or any
-// host file the skeleton copies is likely to have changed.
-func hostStamp() (string, error) {
+// stampOf names a skeleton version: it changes when the format or any
+// file the skeleton copies is likely to have changed (an image imported
+// again has a new /etc inode).
+func stampOf(src source) (string, error) {
 	h := sha256.New()
-	io.WriteString(h, templateFormat)
-	for _, p := range []string{"/etc", "/etc/alternatives", "/etc/ld.so.cache", "/etc/ssl/certs"} {
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
+	io.WriteString(h, templateFormat+"\n"+src.root+"\n")
+	for _, p := range []string{"etc", "etc/alternatives", "etc/ld.so.cache", "etc/ssl/certs"} {
+		p = filepath.Join(src.root, p)
+		var st unix.Stat_t
+		err := unix.Stat(p, &st)
+		if errors.Is(err, unix.ENOENT) {
 			continue
 		}
 		if err != nil {
 			return "", fmt.Errorf("rootfs: stat %s: %w", p, err)
 		}
-		fmt.Fprintf(h, "%s %d\n", p, fi.ModTime().UnixNano())
+		fmt.Fprintf(h, "%s %d %d.%d\n", p, st.Ino, st.Mtim.Sec, st.Mtim.Nsec)
 	}
-	return "host-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// pruneOld removes skeletons of earlier versions that have not been
-// touched for a day; a sandbox still using one as its lower keeps working
-// because the overlay holds references to the lower dentries.
-func pruneOld(dir, keep string) {
+// pruneOld removes skeletons of earlier versions of the template called
+// name that have not been touched for a day; a sandbox still using one as
+// its lower keeps working because the overlay holds references to the
+// lower dentries.
+func pruneOld(dir, name, keep string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		if e.Name() == keep || !strings.HasPrefix(e.Name(), "host-") {
+		stamp, ok := strings.CutPrefix(e.Name(), name+"-")
+		if e.Name() == keep || !ok || len(stamp) != 16 || strings.Trim(stamp, "0123456789abcdef") != "" {
 			continue
 		}
 		if fi, err := e.Info(); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
@@ -132,9 +166,9 @@ func pruneOld(dir, keep string) {
 	}
 }
 
-func buildSkeleton(root string) error {
-	for _, name := range topLevel {
-		target, err := os.Readlink("/" + name)
+func buildSkeleton(root string, src source) error {
+	for _, name := range src.top {
+		target, err := os.Readlink(filepath.Join(src.root, name))
 		if err != nil {
 			continue // absent, or a real directory attached as a tree
 		}
@@ -146,15 +180,16 @@ func buildSkeleton(root string) error {
 	if err := os.Mkdir(etc, 0o755); err != nil {
 		return fmt.Errorf("rootfs: skeleton etc: %w", err)
 	}
-	entries, err := os.ReadDir("/etc")
+	srcEtc := filepath.Join(src.root, "etc")
+	entries, err := os.ReadDir(srcEtc)
 	if err != nil {
-		return fmt.Errorf("rootfs: read host /etc: %w", err)
+		return fmt.Errorf("rootfs: read %s: %w", srcEtc, err)
 	}
 	for _, e := range entries {
-		if !allowedEtc(e.Name()) {
+		if _, generated := generatedEtc()[e.Name()]; generated || !src.allEtc && !allowedEtc(e.Name()) {
 			continue
 		}
-		if err := copyTree(filepath.Join("/etc", e.Name()), filepath.Join(etc, e.Name()), e.Name()); err != nil {
+		if err := copyTree(filepath.Join(srcEtc, e.Name()), filepath.Join(etc, e.Name()), e.Name()); err != nil {
 			return err
 		}
 	}

@@ -91,3 +91,76 @@ func TestAllowedEtc(t *testing.T) {
 		}
 	}
 }
+
+// TestImageTemplate: an image's template shows its own /etc (world-readable
+// files only, SoulBox's identity files instead of the image's), its
+// merged-/usr links, and its real top-level trees including /opt.
+func TestImageTemplate(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"usr/bin", "lib", "opt/tool", "etc/ssl/private", "var/lib"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]os.FileMode{
+		"etc/os-release": 0o644, "etc/passwd": 0o644, "etc/shadow": 0o640,
+		"etc/ssl/private/key.pem": 0o644, "etc/secret": 0o600,
+	}
+	for name, mode := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte("image "+name+"\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := filepath.Join(t.TempDir(), "stub-resolv.conf")
+	for link, target := range map[string]string{"bin": "usr/bin", "etc/resolv.conf": outside} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	tmpl, err := EnsureImageTemplate(dir, "demo", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(filepath.Base(tmpl.Skeleton), "demo-") {
+		t.Errorf("skeleton %s: want it named after the image", tmpl.Skeleton)
+	}
+	if got := strings.Join(tmpl.Trees, " "); got != "/usr /lib /opt" {
+		t.Errorf("trees %q, want /usr /lib /opt (real directories; /var is not shown)", got)
+	}
+	if src := tmpl.TreeSource("/usr"); src != filepath.Join(root, "usr") {
+		t.Errorf("TreeSource(/usr) = %s", src)
+	}
+	etc := filepath.Join(tmpl.Skeleton, "etc")
+	if b, err := os.ReadFile(filepath.Join(etc, "os-release")); err != nil || string(b) != "image etc/os-release\n" {
+		t.Errorf("os-release: %q %v: want the image's", b, err)
+	}
+	for _, absent := range []string{"shadow", "secret", "ssl/private"} {
+		if _, err := os.Lstat(filepath.Join(etc, absent)); err == nil {
+			t.Errorf("/etc/%s must not be copied", absent)
+		}
+	}
+	for _, own := range []string{"passwd", "resolv.conf"} {
+		fi, err := os.Lstat(filepath.Join(etc, own))
+		if err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("/etc/%s: %v %v: want SoulBox's own regular file", own, fi, err)
+		}
+	}
+	if _, err := os.Lstat(outside); err == nil {
+		t.Error("the image's resolv.conf symlink was followed out of the image")
+	}
+	if target, _ := os.Readlink(filepath.Join(tmpl.Skeleton, "bin")); target != "usr/bin" {
+		t.Errorf("bin -> %q, want usr/bin", target)
+	}
+	// An image imported again (a new /etc) gets a new skeleton.
+	if err := os.Rename(filepath.Join(root, "etc"), filepath.Join(root, "etc.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	again, err := EnsureImageTemplate(dir, "demo", root)
+	if err != nil || again.Skeleton == tmpl.Skeleton {
+		t.Errorf("after a new /etc: skeleton %v, %v; want a new one", again, err)
+	}
+}

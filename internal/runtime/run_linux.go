@@ -21,6 +21,7 @@ import (
 	"github.com/soulbox-dev/soulbox/internal/agent/server"
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
+	"github.com/soulbox-dev/soulbox/internal/image"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/nsinit"
@@ -52,6 +53,10 @@ type Spec struct {
 	// Egress, if set, gives the sandbox a network interface with egress
 	// under these rules; nil: loopback only.
 	Egress *netsetup.Rules
+	// Template names the image the sandbox's root file system is made
+	// of (see internal/image); "" (or a built-in name) is the host
+	// template.
+	Template string
 }
 
 // defaultEnv is the environment tenant code starts with.
@@ -66,6 +71,11 @@ var ErrInvalidSpec = errors.New("invalid run request")
 
 // Validate checks a spec before any resource is acquired.
 func (r *Runtime) Validate(s *Spec) error {
+	if s.Template != "" && !image.IsBuiltin(s.Template) {
+		if _, err := r.images.Root(s.Template); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+		}
+	}
 	if len(s.Argv) == 0 || s.Argv[0] == "" {
 		return fmt.Errorf("%w: no command given", ErrInvalidSpec)
 	}
@@ -157,8 +167,20 @@ func cgroupLimits(l limits.Limits, longLived, worker bool) cgroup.Limits {
 	return c
 }
 
+// templateOf returns the host-side template of a sandbox's spec.
+func (r *Runtime) templateOf(s *Spec) (*rootfs.Template, error) {
+	if s.Template == "" || image.IsBuiltin(s.Template) {
+		return rootfs.EnsureHostTemplate(r.template)
+	}
+	root, err := r.images.Root(s.Template)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+	}
+	return rootfs.EnsureImageTemplate(r.template, s.Template, root)
+}
+
 func (sb *sandbox) prepare() error {
-	tmpl, err := rootfs.EnsureHostTemplate(sb.rt.template)
+	tmpl, err := sb.rt.templateOf(&sb.spec)
 	if err != nil {
 		return err
 	}
@@ -182,7 +204,7 @@ func (sb *sandbox) prepare() error {
 		ShmBytes:  min(l.ShmBytes, l.DiskBytes),
 	}
 	for _, dir := range tmpl.Trees {
-		f, err := rootfs.CloneTree(dir)
+		f, err := rootfs.CloneTree(tmpl.TreeSource(dir))
 		if err != nil {
 			return err
 		}

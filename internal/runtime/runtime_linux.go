@@ -23,6 +23,7 @@ import (
 
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
 	"github.com/soulbox-dev/soulbox/internal/idmap"
+	"github.com/soulbox-dev/soulbox/internal/image"
 	"github.com/soulbox-dev/soulbox/internal/initbin"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
@@ -45,6 +46,9 @@ type Config struct {
 	// Net gives sandboxes that ask for it egress; nil: a request for
 	// egress fails.
 	Net *netsetup.Net
+	// Images holds the templates other than host (see internal/image);
+	// the zero value means image.Dir().
+	Images image.Store
 }
 
 // Runtime runs sandboxes. Create it with New.
@@ -56,6 +60,7 @@ type Runtime struct {
 	seccomp  func() ([]unix.SockFilter, error) // compiled once, in the background
 	staging  string
 	template string
+	images   image.Store
 	instance string // tells this data directory's sandbox cgroups apart
 }
 
@@ -115,6 +120,10 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		seccomp:  sync.OnceValues(seccomp.Default().Compile),
 		staging:  filepath.Join(cfg.DataDir, "mnt"),
 		template: filepath.Join(cfg.DataDir, "templates"),
+		images:   cfg.Images,
+	}
+	if r.images.Dir == "" {
+		r.images.Dir = image.Dir()
 	}
 	go r.seccomp() // overlaps with the rest of set-up
 	// The data dir is traversable (the sandbox's root must reach the

@@ -35,6 +35,9 @@ type WorkerSpec struct {
 	// rlimits are set per run, at most these.
 	Limits limits.Limits
 	CopyIn []CopyIn
+	// Template is the worker's root file system (see Spec.Template);
+	// every run in it names the same.
+	Template string
 }
 
 // Worker is a sandbox that runs programs one after another, for a judge's
@@ -70,7 +73,7 @@ type Worker struct {
 
 // NewWorker starts a worker sandbox and waits until it can run programs.
 func (r *Runtime) NewWorker(ctx context.Context, ws WorkerSpec) (_ *Worker, retErr error) {
-	s := Spec{Argv: []string{"worker"}, Limits: ws.Limits, CopyIn: ws.CopyIn}
+	s := Spec{Argv: []string{"worker"}, Limits: ws.Limits, CopyIn: ws.CopyIn, Template: ws.Template}
 	if err := r.Validate(&s); err != nil {
 		return nil, err
 	}
@@ -171,6 +174,8 @@ func (w *Worker) check(s *Spec) error {
 	switch {
 	case len(s.CopyIn) > 0 || s.Collect != nil || s.Egress != nil:
 		return fmt.Errorf("%w: a worker run takes no files, collection or network (they belong to the worker)", ErrInvalidSpec)
+	case s.Template != w.sb.spec.Template:
+		return fmt.Errorf("%w: a worker run uses the worker's template", ErrInvalidSpec)
 	case l.DiskBytes != m.DiskBytes || l.ShmBytes != m.ShmBytes:
 		return fmt.Errorf("%w: a worker run has the worker's disk and /dev/shm sizes", ErrInvalidSpec)
 	case l.MemoryBytes > m.MemoryBytes || l.CPUs > m.CPUs || l.Pids > m.Pids ||
@@ -182,7 +187,7 @@ func (w *Worker) check(s *Spec) error {
 
 // Fits reports whether a run with these limits can use the worker.
 func (w *Worker) Fits(l limits.Limits) bool {
-	s := Spec{Argv: []string{"x"}, Limits: l}
+	s := Spec{Argv: []string{"x"}, Limits: l, Template: w.sb.spec.Template}
 	return w.check(&s) == nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/image"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
@@ -118,7 +119,10 @@ type Config struct {
 	DefaultTimeout, MaxTimeout time.Duration
 	// MaxSandboxes caps the live sandboxes of the whole daemon.
 	MaxSandboxes int
-	Now          func() time.Time // nil: time.Now
+	// Images holds the templates other than the built-in host template;
+	// the zero value means image.Dir().
+	Images image.Store
+	Now    func() time.Time // nil: time.Now
 }
 
 // DefaultLimits are the limits of a long-lived sandbox that asks for none.
@@ -206,6 +210,9 @@ func New(cfg Config) *Manager {
 	if cfg.MaxSandboxes == 0 {
 		cfg.MaxSandboxes = 2000
 	}
+	if cfg.Images.Dir == "" {
+		cfg.Images.Dir = image.Dir()
+	}
 	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}}
 }
 
@@ -241,8 +248,8 @@ const TemplateCodeInterpreter = "code-interpreter-v1"
 
 // Templates a sandbox can be created from: "host" is the built-in view of
 // the host's system; "base" (the E2B SDKs' default) and
-// TemplateCodeInterpreter are accepted as its aliases.
-var templates = map[string]bool{"host": true, "base": true, TemplateCodeInterpreter: true}
+// TemplateCodeInterpreter are accepted as its aliases (image.Builtin);
+// every other name is an imported image (internal/image).
 
 const (
 	maxMetadata    = 64
@@ -256,8 +263,10 @@ func (m *Manager) validate(r *CreateRequest) (limits.Limits, error) {
 	if r.Template == "" {
 		r.Template = "base"
 	}
-	if !templates[r.Template] {
-		return limits.Limits{}, fmt.Errorf("%w: unknown template %q (available: host, base, %s)", ErrNotFound, r.Template, TemplateCodeInterpreter)
+	if !image.IsBuiltin(r.Template) {
+		if _, err := m.cfg.Images.Root(r.Template); err != nil {
+			return limits.Limits{}, fmt.Errorf("%w: unknown template %q (built in: %s; imported: see `soulbox template list`)", ErrNotFound, r.Template, strings.Join(image.Builtin, ", "))
+		}
 	}
 	if r.Timeout == 0 {
 		r.Timeout = m.cfg.DefaultTimeout
@@ -337,7 +346,7 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 			env = append(env, k+"="+r.Env[k])
 		}
 		var err error
-		box, err = m.cfg.Runtime.Start(ctx, runtime.Spec{Env: env, Limits: l, Egress: r.Egress})
+		box, err = m.cfg.Runtime.Start(ctx, runtime.Spec{Env: env, Limits: l, Egress: r.Egress, Template: r.Template})
 		if err != nil {
 			if errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid) {
 				return Info{}, fmt.Errorf("%w: %v", ErrInvalid, err)
@@ -377,8 +386,9 @@ func (m *Manager) Create(ctx context.Context, r CreateRequest) (Info, error) {
 // than the disk size can change on a live sandbox; the environment is set
 // through the agent), or returns nil to start one cold.
 func (m *Manager) fromPool(ctx context.Context, p *pool, r CreateRequest, l limits.Limits) Box {
-	// Pooled sandboxes have loopback only: egress needs a cold start.
-	if p == nil || r.Egress != nil || l.DiskBytes != m.cfg.Defaults.DiskBytes || l.ShmBytes != m.cfg.Defaults.ShmBytes {
+	// Pooled sandboxes have loopback only (egress needs a cold start)
+	// and the host template.
+	if p == nil || r.Egress != nil || !image.IsBuiltin(r.Template) || l.DiskBytes != m.cfg.Defaults.DiskBytes || l.ShmBytes != m.cfg.Defaults.ShmBytes {
 		return nil
 	}
 	box := p.take()

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/soulbox-dev/soulbox/internal/image"
 	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/netsetup"
 	"github.com/soulbox-dev/soulbox/internal/runtime"
@@ -418,5 +421,34 @@ func TestWarmPool(t *testing.T) {
 	}
 	if b.killCount() != 0 || rt.box(in2.ID).killCount() != 0 {
 		t.Error("Close killed owned sandboxes")
+	}
+}
+
+// TestCreateFromImage: an imported template reaches the runtime by name;
+// the warm pool (host sandboxes) is not used for it.
+func TestCreateFromImage(t *testing.T) {
+	images := image.Store{Dir: t.TempDir()}
+	if err := os.MkdirAll(filepath.Join(images.Dir, "tools", "rootfs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(images.Dir, "tools", "image.json"), []byte(`{"name":"tools"}`), 0o644)
+	st, err := store.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rt := newFakeRuntime()
+	m := New(Config{Runtime: rt, Store: st, Images: images})
+	defer m.Close()
+	ctx := context.Background()
+	if _, err := m.Create(ctx, CreateRequest{Team: "t", Template: "nothing"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unknown template: %v, want ErrNotFound", err)
+	}
+	in, err := m.Create(ctx, CreateRequest{Team: "t", Template: "tools"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Template != "tools" || len(rt.specs) != 1 || rt.specs[0].Template != "tools" {
+		t.Errorf("created %+v with specs %+v: want the template passed to the runtime", in, rt.specs)
 	}
 }
