@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Start-up benchmark: `soulbox run` against bare execution, bubblewrap,
-# crun, runc and firejail, all in the same hyperfine run on this machine.
-# soulbox is measured twice: with a daemon on the host (its run pool, the
-# default 4 sandboxes set up ahead of demand, each used once) and setting
-# up its own sandbox (--no-pool).
-# Usage (as root, from the repository): bench/run.sh [RUNS]
+# crun, runc and firejail, interleaved in the same hyperfine rounds on this
+# machine. soulbox is measured twice: with a daemon on the host (its run
+# pool: 4 sandboxes set up ahead of demand, cleaned between runs) and
+# setting up its own sandbox (--no-pool).
+# Usage (as root, from the repository): [ROUNDS=5] bench/run.sh [RUNS]
 # Writes bench/results/startup-<command>.json and prints a markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-300}
+ROUNDS=${ROUNDS:-5}      # RUNS split into this many rounds (see run_case)
+WARMUP=${WARMUP:-5}      # warm-up runs per runner and round
 SOULBOX=${SOULBOX:-$PWD/bin/soulbox}
 DATA=${DATA:-/var/lib/soulbox-bench}
 OUT=bench/results
@@ -71,35 +73,59 @@ run_case() { # $1 name, $2... command
   local bw="bwrap --unshare-all --cap-drop ALL --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/sbin /sbin --proc /proc --dev /dev --tmpfs /tmp $quoted"
   # Warm the soulbox template and caches first.
   "$SOULBOX" run --no-pool --data-dir "$DATA" -- "$@" >/dev/null
-  hyperfine -N --warmup 20 --runs "$RUNS" --export-json "$OUT/startup-$name.json" \
-    -n bare "$quoted" \
-    -n "soulbox (daemon's run pool)" "$SOULBOX run --data-dir $DATA -- $quoted" \
-    -n "soulbox (own set-up)" "$SOULBOX run --no-pool --data-dir $DATA -- $quoted" \
-    -n bubblewrap "$bw" \
-    -n crun "$CRUN_WRAP crun run --bundle $WORK/crun-$name sbbench-crun-$name" \
-    -n crun-wrapper-only "$CRUN_WRAP /bin/true" \
-    -n runc "runc run --bundle $WORK/runc-$name sbbench-runc-$name" \
-    -n firejail "firejail --quiet --noprofile --net=none --caps.drop=all --seccomp --private-tmp $quoted" >/dev/null
+  local runners=(
+    bare "$quoted"
+    "soulbox (daemon's run pool)" "$SOULBOX run --data-dir $DATA -- $quoted"
+    "soulbox (own set-up)" "$SOULBOX run --no-pool --data-dir $DATA -- $quoted"
+    bubblewrap "$bw"
+    crun "$CRUN_WRAP crun run --bundle $WORK/crun-$name sbbench-crun-$name"
+    crun-wrapper-only "$CRUN_WRAP /bin/true"
+    runc "runc run --bundle $WORK/runc-$name sbbench-runc-$name"
+    firejail "firejail --quiet --noprofile --net=none --caps.drop=all --seccomp --private-tmp $quoted"
+  )
+  # hyperfine runs its commands one after another, each in one block; on
+  # a machine whose speed drifts over minutes that favours whichever
+  # runner's block lands in a fast stretch. So the runs are split into
+  # ROUNDS hyperfine invocations, each starting with a different runner
+  # (the order rotated), and summarize merges each runner's runs.
+  local n=$(( ${#runners[@]} / 2 )) per=$(( (RUNS + ROUNDS - 1) / ROUNDS )) r i k args
+  rm -f "$OUT"/startup-"$name"-r*.json
+  for ((r = 0; r < ROUNDS; r++)); do
+    args=()
+    for ((i = 0; i < n; i++)); do
+      k=$(( (i + r) % n ))
+      args+=(-n "${runners[2*k]}" "${runners[2*k+1]}")
+    done
+    hyperfine -N --warmup "$WARMUP" --runs "$per" --export-json "$OUT/startup-$name-r$r.json" "${args[@]}" >/dev/null
+  done
 }
 
 run_case true /bin/true
 run_case python3 /usr/bin/python3 -c pass
 
 python3 - "$OUT" <<'PY'
-import json, sys, os, statistics
+import glob, json, sys, os, statistics
 out = sys.argv[1]
 for name in ("true", "python3"):
-    res = json.load(open(os.path.join(out, f"startup-{name}.json")))["results"]
+    times, order = {}, []
+    for f in sorted(glob.glob(os.path.join(out, f"startup-{name}-r*.json"))):
+        for r in json.load(open(f))["results"]:
+            if r["command"] not in times:
+                order.append(r["command"])
+            times.setdefault(r["command"], []).extend(r["times"])
+    canonical = ["bare", "soulbox (daemon's run pool)", "soulbox (own set-up)", "bubblewrap", "crun", "crun-wrapper-only", "runc", "firejail"]
+    order.sort(key=lambda c: canonical.index(c) if c in canonical else len(canonical))
+    json.dump({"results": [{"command": c, "times": times[c]} for c in order]}, open(os.path.join(out, f"startup-{name}.json"), "w"))
     rows = {}
-    for r in res:
-        t = sorted(r["times"])
-        rows[r["command"]] = (t[len(t)//2]*1000, t[int(len(t)*0.95)]*1000, statistics.mean(t)*1000)
+    for c in order:
+        t = sorted(times[c])
+        rows[c] = (t[len(t)//2]*1000, t[int(len(t)*0.95)]*1000, statistics.mean(t)*1000, len(t))
     bw = rows["bubblewrap"][0]
     print(f"\n### `{name}`\n")
-    print("| runner | p50 ms | p95 ms | mean ms | p50 / bubblewrap |")
-    print("|---|---:|---:|---:|---:|")
-    for k, (p50, p95, mean) in rows.items():
-        print(f"| {k} | {p50:.2f} | {p95:.2f} | {mean:.2f} | {p50/bw:.2f} |")
+    print("| runner | runs | p50 ms | p95 ms | mean ms | p50 / bubblewrap |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for k, (p50, p95, mean, n) in rows.items():
+        print(f"| {k} | {n} | {p50:.2f} | {p95:.2f} | {mean:.2f} | {p50/bw:.2f} |")
     if "crun-wrapper-only" in rows:
         print(f"\ncrun minus its wrapper (p50): {rows['crun'][0]-rows['crun-wrapper-only'][0]:.2f} ms")
 PY
