@@ -452,7 +452,11 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 	k := &killer{pidfd: pidfd, cg: sb.cg}
 	kill := k.kill
 	waitDone := make(chan error, 1)
-	go func() { waitDone <- reap(pid) }()
+	exited := exitWatch(pidfd)
+	go func() {
+		exited()
+		waitDone <- reap(pid)
+	}()
 
 	res := &Result{}
 	outLimitHit := make(chan struct{}, 2)

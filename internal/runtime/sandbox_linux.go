@@ -141,7 +141,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		box.Kill()
 		return nil, fmt.Errorf("sandbox start time: %w", err)
 	}
+	exited := exitWatch(pidfd)
 	go func() {
+		exited()
 		reap(pid)
 		close(box.done)
 	}()

@@ -118,7 +118,9 @@ func (r *Runtime) NewWorker(ctx context.Context, ws WorkerSpec) (_ *Worker, retE
 	}
 	w := &Worker{sb: sb, max: ws.Limits, pid: pid, pidfd: pidfd, ctl: ctlParent,
 		events: make(chan nsinit.Event, 4), done: make(chan struct{})}
+	exited := exitWatch(pidfd)
 	go func() {
+		exited()
 		reap(pid)
 		close(w.done)
 	}()
