@@ -1,6 +1,7 @@
 package test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -151,5 +152,98 @@ func TestTemplateCLI(t *testing.T) {
 	out, _, code := soulboxCmd(t, nil, "template", "list", "--json")
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("list: exit %d %q, want []", code, out)
+	}
+}
+
+// tinyImage is a root file system tar with /usr/share/marker = marker
+// (no programs: the agent comes from the host).
+func tinyImage(t *testing.T, marker string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range []struct {
+		name, body string
+		dir        bool
+	}{{"usr/", "", true}, {"usr/share/", "", true}, {"usr/share/marker", marker, false}, {"etc/", "", true}, {"etc/os-release", "ID=tiny\n", false}} {
+		h := &tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.body)), Typeflag: tar.TypeReg}
+		if e.dir {
+			h.Mode, h.Typeflag = 0o755, tar.TypeDir
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e.body))
+	}
+	tw.Close()
+	f := filepath.Join(t.TempDir(), "image.tar")
+	if err := os.WriteFile(f, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestTemplateInUse: replacing or removing an image does not take its
+// files from the sandboxes running on it (their /usr is the image's own
+// directory), and what they held is deleted once they are gone.
+func TestTemplateInUse(t *testing.T) {
+	requireRoot(t)
+	images := t.TempDir()
+	t.Setenv("SOULBOX_IMAGES_DIR", images) // the daemon inherits it
+	dir := dataDir(t)
+	if out, errOut, code := soulboxCmd(t, nil, "template", "import", "tiny", tinyImage(t, "one")); code != 0 {
+		t.Fatalf("import: exit %d %s %s", code, out, errOut)
+	}
+	key := newAPIKey(t, dir)
+	d := startDaemon(t, dir)
+	c := sdkClient(t, d, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	create := func() *soulbox.Sandbox {
+		sbx, err := c.Create(ctx, soulbox.CreateOptions{Template: "tiny", Timeout: 5 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sbx
+	}
+	marker := func(sbx *soulbox.Sandbox) string {
+		b, err := sbx.Files.ReadFile(ctx, "/usr/share/marker")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		return string(b)
+	}
+	first := create()
+	if out, errOut, code := soulboxCmd(t, nil, "template", "import", "--replace", "tiny", tinyImage(t, "two")); code != 0 {
+		t.Fatalf("import --replace: exit %d %s %s", code, out, errOut)
+	}
+	second := create()
+	if m1, m2 := marker(first), marker(second); m1 != "one" || m2 != "two" {
+		t.Errorf("after the replacement: the running sandbox reads %q, a new one %q; want one and two", m1, m2)
+	}
+	if _, errOut, code := soulboxCmd(t, nil, "template", "rm", "tiny"); code != 0 {
+		t.Fatalf("rm: exit %d %s", code, errOut)
+	}
+	if m1, m2 := marker(first), marker(second); m1 != "one" || m2 != "two" {
+		t.Errorf("after the removal: the sandboxes read %q and %q; want one and two", m1, m2)
+	}
+	if _, err := c.Create(ctx, soulbox.CreateOptions{Template: "tiny"}); err == nil {
+		t.Error("a removed template still creates sandboxes")
+	}
+	if entries, _ := os.ReadDir(filepath.Join(images, ".trash")); len(entries) != 2 {
+		t.Errorf("%d images set aside, want the 2 in use", len(entries))
+	}
+	first.Kill(ctx)
+	second.Kill(ctx)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		soulboxCmd(t, nil, "template", "list") // empties what nobody holds
+		if _, err := os.Stat(filepath.Join(images, ".trash")); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(filepath.Join(images, ".trash"))
+			t.Fatalf("images still set aside after their sandboxes ended: %v", entries)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -20,7 +20,10 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDir is where images live unless SOULBOX_IMAGES_DIR says otherwise.
@@ -116,6 +119,7 @@ func readInfo(dir string) (Info, error) {
 // List returns the imported images by name; a missing directory is an
 // empty list.
 func (s Store) List() ([]Info, error) {
+	s.emptyTrash()
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -138,19 +142,92 @@ func (s Store) List() ([]Info, error) {
 	return out, nil
 }
 
-// Remove deletes the image called name. Sandboxes running on it keep
-// working: their read-only clones hold the trees.
+// Hold opens the image called name for a sandbox: the returned directory
+// is locked shared (flock) for as long as any copy of the descriptor is
+// open — the runtime passes one to the sandbox's init, which keeps it
+// for the sandbox's life. RootOf(dir) is the image's root, wherever the
+// directory is renamed to meanwhile. Remove and Import --replace move a
+// held image aside and delete it only once nobody holds it: a sandbox's
+// /usr is a clone of the image's own directory, not a copy, so deleting
+// its files would delete them under running sandboxes.
+func (s Store) Hold(name string) (*os.File, error) {
+	if _, err := s.Root(name); err != nil {
+		return nil, err
+	}
+	dir, err := os.OpenFile(filepath.Join(s.Dir, name), os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: %w", name, err)
+	}
+	if err := flock(dir, unix.LOCK_SH); err != nil {
+		dir.Close()
+		return nil, fmt.Errorf("template %q: lock: %w", name, err)
+	}
+	// Removed between the open and the lock: it is in the trash now.
+	target, err := os.Readlink(fdPath(dir))
+	if err != nil || filepath.Base(target) != name {
+		dir.Close()
+		return nil, fmt.Errorf("%w: %q (removed meanwhile)", ErrNotFound, name)
+	}
+	return dir, nil
+}
+
+// RootOf is the root file system of an image held through dir (see
+// Hold): a path through the descriptor, valid in this process while dir
+// is open, wherever the image is renamed to.
+func RootOf(dir *os.File) string { return fdPath(dir) + "/rootfs" }
+
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+const trashDir = ".trash"
+
+// Remove removes the image called name: it can no longer be used, and
+// its files are deleted as soon as no sandbox holds it (see Hold).
 func (s Store) Remove(name string) error {
 	if _, err := s.Root(name); err != nil {
 		return err
 	}
-	trash, err := os.MkdirTemp(s.Dir, ".remove-")
+	if err := s.discard(filepath.Join(s.Dir, name), name); err != nil {
+		return err
+	}
+	s.emptyTrash()
+	return nil
+}
+
+// discard moves dir into the trash.
+func (s Store) discard(dir, name string) error {
+	trash := filepath.Join(s.Dir, trashDir)
+	if err := os.MkdirAll(trash, 0o700); err != nil {
+		return err
+	}
+	return os.Rename(dir, filepath.Join(trash, name+"-"+strconv.FormatInt(time.Now().UnixNano(), 10)))
+}
+
+// emptyTrash deletes the discarded images no sandbox holds any more.
+func (s Store) emptyTrash() {
+	trash := filepath.Join(s.Dir, trashDir)
+	entries, err := os.ReadDir(trash)
 	if err != nil {
-		return err
+		return
 	}
-	if err := os.Rename(filepath.Join(s.Dir, name), filepath.Join(trash, name)); err != nil {
-		os.Remove(trash)
-		return err
+	for _, e := range entries {
+		p := filepath.Join(trash, e.Name())
+		d, err := os.OpenFile(p, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			continue
+		}
+		if unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+			os.RemoveAll(p)
+		}
+		d.Close()
 	}
-	return os.RemoveAll(trash)
+	os.Remove(trash) // once empty
 }

@@ -190,3 +190,57 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldKeepsFiles: an image removed or replaced while held keeps its
+// files until the last holder lets go.
+func TestHoldKeepsFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("importing keeps the archive's owners: needs root")
+	}
+	s := Store{Dir: t.TempDir()}
+	if _, err := s.Import("demo", rootfsTar(t, entry{name: "./usr/share/v", typ: tar.TypeReg, body: "one"}), false); err != nil {
+		t.Fatal(err)
+	}
+	held, err := s.Hold("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Import("demo", rootfsTar(t, entry{name: "./usr/share/v", typ: tar.TypeReg, body: "two"}), true); err != nil {
+		t.Fatal(err)
+	}
+	read := func(root string) string {
+		b, _ := os.ReadFile(filepath.Join(root, "usr/share/v"))
+		return string(b)
+	}
+	root, _ := s.Root("demo")
+	if got, now := read(RootOf(held)), read(root); got != "one" || now != "two" {
+		t.Fatalf("held image reads %q, the replacement %q; want one and two", got, now)
+	}
+	held2, err := s.Hold("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("demo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Hold("demo"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Hold after Remove: %v, want ErrNotFound", err)
+	}
+	if read(RootOf(held)) != "one" || read(RootOf(held2)) != "two" {
+		t.Fatal("a removed image's files went while held")
+	}
+	trash := filepath.Join(s.Dir, trashDir)
+	if entries, _ := os.ReadDir(trash); len(entries) != 2 {
+		t.Errorf("trash holds %d images, want the 2 held ones", len(entries))
+	}
+	held.Close()
+	s.List() // empties what nobody holds
+	if entries, _ := os.ReadDir(trash); len(entries) != 1 {
+		t.Errorf("trash holds %d images after one holder let go, want 1", len(entries))
+	}
+	held2.Close()
+	s.List()
+	if entries, _ := os.ReadDir(trash); len(entries) != 0 {
+		t.Errorf("trash holds %d images after every holder let go, want 0", len(entries))
+	}
+}

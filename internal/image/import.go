@@ -67,9 +67,8 @@ func (s Store) Import(name string, r io.Reader, replace bool) (Info, error) {
 	final := filepath.Join(s.Dir, name)
 	if replace {
 		if _, err := os.Stat(final); err == nil {
-			// Move the old one aside into the temporary directory, which
-			// the deferred RemoveAll then deletes with it.
-			if err := os.Rename(final, filepath.Join(tmp, "old")); err != nil {
+			// The old one goes to the trash: sandboxes may hold it.
+			if err := s.discard(final, name); err != nil {
 				return Info{}, fmt.Errorf("replace %q: %w", name, err)
 			}
 		}
@@ -80,7 +79,7 @@ func (s Store) Import(name string, r io.Reader, replace bool) (Info, error) {
 		}
 		return Info{}, fmt.Errorf("install %q: %w", name, err)
 	}
-	os.RemoveAll(filepath.Join(final, "old"))
+	s.emptyTrash()
 	return info, nil
 }
 

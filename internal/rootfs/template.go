@@ -130,7 +130,7 @@ func ensure(dir string, src source) (*Template, error) {
 // again has a new /etc inode).
 func stampOf(src source) (string, error) {
 	h := sha256.New()
-	io.WriteString(h, templateFormat+"\n"+src.root+"\n")
+	io.WriteString(h, templateFormat+"\n"+src.name+"\n")
 	for _, p := range []string{"etc", "etc/alternatives", "etc/ld.so.cache", "etc/ssl/certs"} {
 		p = filepath.Join(src.root, p)
 		var st unix.Stat_t

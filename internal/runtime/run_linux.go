@@ -144,6 +144,7 @@ type sandbox struct {
 	released    bool
 	netSlot     int  // the slot the egress rules are tagged with
 	netAttached bool // egress set up: Detach on release
+	imageFD     int  // the held image directory's descriptor in the init; 0: host template
 	lastPhase   time.Time
 }
 
@@ -167,22 +168,33 @@ func cgroupLimits(l limits.Limits, longLived, worker bool) cgroup.Limits {
 	return c
 }
 
-// templateOf returns the host-side template of a sandbox's spec.
-func (r *Runtime) templateOf(s *Spec) (*rootfs.Template, error) {
+// templateOf returns the host-side template of a sandbox's spec and, for
+// an image, the image's directory held for the sandbox (image.Hold), which
+// its init keeps open for as long as it lives.
+func (r *Runtime) templateOf(s *Spec) (*rootfs.Template, *os.File, error) {
 	if s.Template == "" || image.IsBuiltin(s.Template) {
-		return rootfs.EnsureHostTemplate(r.template)
+		t, err := rootfs.EnsureHostTemplate(r.template)
+		return t, nil, err
 	}
-	root, err := r.images.Root(s.Template)
+	dir, err := r.images.Hold(s.Template)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
+		return nil, nil, fmt.Errorf("%w: %v", ErrInvalidSpec, err)
 	}
-	return rootfs.EnsureImageTemplate(r.template, s.Template, root)
+	t, err := rootfs.EnsureImageTemplate(r.template, s.Template, image.RootOf(dir))
+	if err != nil {
+		dir.Close()
+		return nil, nil, err
+	}
+	return t, dir, nil
 }
 
 func (sb *sandbox) prepare() error {
-	tmpl, err := sb.rt.templateOf(&sb.spec)
+	tmpl, held, err := sb.rt.templateOf(&sb.spec)
 	if err != nil {
 		return err
+	}
+	if held != nil {
+		sb.files = append(sb.files, held)
 	}
 	if sb.ids, err = sb.rt.ids.Allocate(); err != nil {
 		return err
@@ -197,6 +209,9 @@ func (sb *sandbox) prepare() error {
 	// fd 3 is the control socket; the uid-range lock is fd 4, so the init
 	// holds the range for as long as the sandbox lives.
 	sb.extra = append(sb.extra, sb.ids.LockFile())
+	if held != nil {
+		sb.imageFD = sb.passFD(held)
+	}
 	layout := rootfs.Layout{
 		Staging:   sb.rt.staging,
 		Lowers:    []string{tmpl.Skeleton},

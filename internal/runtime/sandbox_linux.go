@@ -108,9 +108,13 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Sandbox, retErr error) 
 		return nil, err
 	}
 	// The uid-range lock (the first passed descriptor) goes on into the
-	// agent, so the range stays reserved for the sandbox's whole life.
-	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD,
-		KeepFDs: append([]int{nsinit.ControlFD + 1}, acfg.TenantCgroupFDs...), Config: agentCfg}
+	// agent, so the range stays reserved for the sandbox's whole life; so
+	// does the hold on its template's image, if any.
+	keep := append([]int{nsinit.ControlFD + 1}, acfg.TenantCgroupFDs...)
+	if sb.imageFD > 0 {
+		keep = append(keep, sb.imageFD)
+	}
+	sb.cfg.Agent = &nsinit.AgentConfig{ExeFD: sb.passFD(exe), ListenFD: listenFD, KeepFDs: keep, Config: agentCfg}
 	sb.cfg.Argv = nil
 
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
