@@ -121,24 +121,11 @@ func exitWatch(pidfd int) (wait func()) {
 		defer f.Close()
 		rc, err := f.SyscallConn()
 		if err == nil {
-			err = rc.Read(func(fd uintptr) bool { return pidfdReadable(int(fd)) })
+			err = rc.Read(func(fd uintptr) bool { return pidfdExited(int(fd)) })
 		}
 		if err != nil {
 			waitPidfd(int(f.Fd()))
 		}
-	}
-}
-
-// pidfdReadable reports, without waiting, whether the process behind pidfd
-// has exited (or the descriptor is unusable, which no wait would change).
-func pidfdReadable(pidfd int) bool {
-	fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return err != nil || n > 0
 	}
 }
 
