@@ -2,13 +2,18 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	soulbox "github.com/soulbox-dev/soulbox/sdk/go"
 )
 
 // codeResult is the JSON of `soulbox run --lang --json`.
@@ -356,5 +361,46 @@ func TestLanguagesCommand(t *testing.T) {
 		case !i.Available && !strings.Contains(i.Hint, "apt-get install"):
 			t.Errorf("%s: unavailable without how to get it: %+v", i.Name, i)
 		}
+	}
+}
+
+// TestLanguagesAPI: GET /v1/languages (through the Go SDK) lists the
+// registry as the CLI does, versions probed inside sandboxes.
+func TestLanguagesAPI(t *testing.T) {
+	requireRoot(t)
+	dir := dataDir(t)
+	key := newAPIKey(t, dir)
+	d := startDaemon(t, dir)
+	c := sdkClient(t, d, key)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	langs, err := c.Languages(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(langs) != 14 {
+		t.Fatalf("%d languages, want 14", len(langs))
+	}
+	byName := map[string]soulbox.Language{}
+	for _, l := range langs {
+		byName[l.Name] = l
+	}
+	if py := byName["python"]; !py.Available || !strings.HasPrefix(py.Version, "Python 3.") || py.Template != "" {
+		t.Errorf("python: %+v", py)
+	}
+	if cpp := byName["cpp"]; !cpp.Compiled {
+		t.Errorf("cpp: %+v, want compiled", cpp)
+	}
+	if jl := byName["julia"]; jl.Template != "julia" || jl.Available != juliaImported() {
+		t.Errorf("julia: %+v (template imported: %v)", jl, juliaImported())
+	}
+	// A second call is answered from the same probe.
+	again, err := c.Languages(ctx)
+	if err != nil || len(again) != len(langs) || again[0].Version != langs[0].Version {
+		t.Errorf("second call: %d languages, %v", len(again), err)
+	}
+	// Without an API key: 401.
+	if st := d.call("", "GET", "/v1/languages", nil, nil); st != http.StatusUnauthorized {
+		t.Errorf("without a key: status %d, want 401", st)
 	}
 }

@@ -64,6 +64,7 @@ type Server struct {
 	contexts *execute.Contexts
 	// interp answers port 49999 of code-interpreter sandboxes.
 	interp *codeinterp.Server
+	langs  languageCache
 }
 
 // New returns the daemon's handler.
@@ -130,6 +131,7 @@ func (s *Server) routes() {
 	handle("PUT /sandboxes/{id}/network", s.auth(s.updateNetwork))
 	handle("GET /sandboxes/{id}/terminal", s.terminal) // its own auth: key or access token
 	handle("POST /sandboxes/{id}/execute", s.auth(s.executeCode))
+	handle("GET /v1/languages", s.auth(s.languages))
 	handle("POST /judge", s.auth(s.judgeOne))
 	handle("POST /judge/batch", s.auth(s.judgeBatch))
 	handle("GET /judge/interactive", s.auth(s.judgeInteractive)) // WebSocket

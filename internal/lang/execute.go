@@ -81,7 +81,7 @@ func MimeType(name string, data []byte) string {
 type Info struct {
 	Name      string   `json:"name"`
 	Title     string   `json:"title"`
-	Aliases   []string `json:"aliases"`
+	Aliases   []string `json:"aliases,omitempty"`
 	Compiled  bool     `json:"compiled"`
 	Available bool     `json:"available"`
 	Version   string   `json:"version,omitempty"`
