@@ -81,7 +81,9 @@ func newTemplateListCmd() *cobra.Command {
 		Short: "List the templates: the built-in host template and the imported images",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			infos, err := imageStore().List()
+			store := imageStore()
+			store.EmptyTrash() // what removed templates' last sandboxes left
+			infos, err := store.List()
 			if err != nil {
 				return err
 			}

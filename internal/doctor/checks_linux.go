@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/cgroup"
+	"github.com/soulbox-dev/soulbox/internal/image"
 )
 
 // Checks returns the default host checks, in the order they are shown.
@@ -91,7 +92,31 @@ func Checks() []Check {
 			Name: "fs.protected_*", Required: false,
 			Probe: probeProtected,
 		},
+		{
+			Name: "templates", Required: false,
+			Fix:   "make template-julia builds the julia template (Julia is not packaged in Debian 12); soulbox template import NAME FILE imports any root file system",
+			Probe: probeTemplates,
+		},
 	}, netChecks()...)
+}
+
+// probeTemplates lists the templates and warns when Julia's is missing.
+func probeTemplates() (bool, string) {
+	infos, err := image.Store{Dir: image.Dir()}.List()
+	if err != nil {
+		return false, err.Error()
+	}
+	names := []string{"host (built in)"}
+	julia := false
+	for _, i := range infos {
+		names = append(names, i.Name)
+		julia = julia || i.Name == "julia"
+	}
+	detail := strings.Join(names, ", ") + " in " + image.Dir()
+	if !julia {
+		return false, detail + "; no julia template, so Julia is unavailable"
+	}
+	return true, detail
 }
 
 func probeArch() (bool, string) {

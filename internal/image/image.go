@@ -119,7 +119,6 @@ func readInfo(dir string) (Info, error) {
 // List returns the imported images by name; a missing directory is an
 // empty list.
 func (s Store) List() ([]Info, error) {
-	s.emptyTrash()
 	entries, err := os.ReadDir(s.Dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -198,7 +197,7 @@ func (s Store) Remove(name string) error {
 	if err := s.discard(filepath.Join(s.Dir, name), name); err != nil {
 		return err
 	}
-	s.emptyTrash()
+	s.EmptyTrash()
 	return nil
 }
 
@@ -211,8 +210,9 @@ func (s Store) discard(dir, name string) error {
 	return os.Rename(dir, filepath.Join(trash, name+"-"+strconv.FormatInt(time.Now().UnixNano(), 10)))
 }
 
-// emptyTrash deletes the discarded images no sandbox holds any more.
-func (s Store) emptyTrash() {
+// EmptyTrash deletes the removed or replaced images no sandbox holds any
+// more (Import and Remove call it; so does `soulbox template list`).
+func (s Store) EmptyTrash() {
 	trash := filepath.Join(s.Dir, trashDir)
 	entries, err := os.ReadDir(trash)
 	if err != nil {

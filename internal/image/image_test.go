@@ -234,12 +234,12 @@ func TestHoldKeepsFiles(t *testing.T) {
 		t.Errorf("trash holds %d images, want the 2 held ones", len(entries))
 	}
 	held.Close()
-	s.List() // empties what nobody holds
+	s.EmptyTrash()
 	if entries, _ := os.ReadDir(trash); len(entries) != 1 {
 		t.Errorf("trash holds %d images after one holder let go, want 1", len(entries))
 	}
 	held2.Close()
-	s.List()
+	s.EmptyTrash()
 	if entries, _ := os.ReadDir(trash); len(entries) != 0 {
 		t.Errorf("trash holds %d images after every holder let go, want 0", len(entries))
 	}

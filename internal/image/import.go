@@ -79,7 +79,7 @@ func (s Store) Import(name string, r io.Reader, replace bool) (Info, error) {
 		}
 		return Info{}, fmt.Errorf("install %q: %w", name, err)
 	}
-	s.emptyTrash()
+	s.EmptyTrash()
 	return info, nil
 }
 
