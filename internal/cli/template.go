@@ -30,7 +30,7 @@ passwd, group, hosts and resolver files. Images are host-wide, kept in
 	return c
 }
 
-func imageStore() image.Store { return image.Store{Dir: image.Dir()} }
+func imageStore() image.Store { return image.Store{} }
 
 // imageErr maps the image store's errors to exit statuses: bad names and
 // archives are usage errors.
@@ -48,9 +48,6 @@ func newTemplateImportCmd() *cobra.Command {
 		Short: "Import a root file system tar (FILE, or - for stdin) as the template NAME (needs root)",
 		Args:  usageArgs(cobra.ExactArgs(2)),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := image.ValidName(args[0]); err != nil {
-				return imageErr(err)
-			}
 			r := cmd.InOrStdin()
 			if args[1] != "-" {
 				f, err := os.Open(args[1])

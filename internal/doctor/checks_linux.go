@@ -102,7 +102,7 @@ func Checks() []Check {
 
 // probeTemplates lists the templates and warns when Julia's is missing.
 func probeTemplates() (bool, string) {
-	infos, err := image.Store{Dir: image.Dir()}.List()
+	infos, err := image.Store{}.List()
 	if err != nil {
 		return false, err.Error()
 	}

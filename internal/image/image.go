@@ -79,21 +79,28 @@ type Info struct {
 
 const infoFile = "image.json"
 
-// Store is an image directory.
+// Store is an image directory; the zero Store is this host's, Dir().
 type Store struct{ Dir string }
+
+func (s Store) dir() string {
+	if s.Dir == "" {
+		return Dir()
+	}
+	return s.Dir
+}
 
 // Root returns the root directory of the image called name.
 func (s Store) Root(name string) (string, error) {
 	if err := ValidName(name); err != nil {
 		return "", err
 	}
-	if _, err := os.Stat(filepath.Join(s.Dir, name, infoFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(s.dir(), name, infoFile)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return "", fmt.Errorf("%w: %q (import one with `soulbox template import %s FILE`)", ErrNotFound, name, name)
 		}
 		return "", fmt.Errorf("template %q: %w", name, err)
 	}
-	return filepath.Join(s.Dir, name, "rootfs"), nil
+	return filepath.Join(s.dir(), name, "rootfs"), nil
 }
 
 // Get returns what is known of the image called name.
@@ -101,7 +108,7 @@ func (s Store) Get(name string) (Info, error) {
 	if _, err := s.Root(name); err != nil {
 		return Info{}, err
 	}
-	return readInfo(filepath.Join(s.Dir, name))
+	return readInfo(filepath.Join(s.dir(), name))
 }
 
 func readInfo(dir string) (Info, error) {
@@ -119,7 +126,7 @@ func readInfo(dir string) (Info, error) {
 // List returns the imported images by name; a missing directory is an
 // empty list.
 func (s Store) List() ([]Info, error) {
-	entries, err := os.ReadDir(s.Dir)
+	entries, err := os.ReadDir(s.dir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
@@ -131,7 +138,7 @@ func (s Store) List() ([]Info, error) {
 		if !e.IsDir() || ValidName(e.Name()) != nil {
 			continue // imports in progress, leftovers
 		}
-		i, err := readInfo(filepath.Join(s.Dir, e.Name()))
+		i, err := readInfo(filepath.Join(s.dir(), e.Name()))
 		if err != nil {
 			continue
 		}
@@ -153,7 +160,7 @@ func (s Store) Hold(name string) (*os.File, error) {
 	if _, err := s.Root(name); err != nil {
 		return nil, err
 	}
-	dir, err := os.OpenFile(filepath.Join(s.Dir, name), os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dir, err := os.OpenFile(filepath.Join(s.dir(), name), os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("template %q: %w", name, err)
 	}
@@ -194,7 +201,7 @@ func (s Store) Remove(name string) error {
 	if _, err := s.Root(name); err != nil {
 		return err
 	}
-	if err := s.discard(filepath.Join(s.Dir, name), name); err != nil {
+	if err := s.discard(filepath.Join(s.dir(), name), name); err != nil {
 		return err
 	}
 	s.EmptyTrash()
@@ -203,7 +210,7 @@ func (s Store) Remove(name string) error {
 
 // discard moves dir into the trash.
 func (s Store) discard(dir, name string) error {
-	trash := filepath.Join(s.Dir, trashDir)
+	trash := filepath.Join(s.dir(), trashDir)
 	if err := os.MkdirAll(trash, 0o700); err != nil {
 		return err
 	}
@@ -213,7 +220,7 @@ func (s Store) discard(dir, name string) error {
 // EmptyTrash deletes the removed or replaced images no sandbox holds any
 // more (Import and Remove call it; so does `soulbox template list`).
 func (s Store) EmptyTrash() {
-	trash := filepath.Join(s.Dir, trashDir)
+	trash := filepath.Join(s.dir(), trashDir)
 	entries, err := os.ReadDir(trash)
 	if err != nil {
 		return

@@ -37,10 +37,10 @@ func (s Store) Import(name string, r io.Reader, replace bool) (Info, error) {
 			return Info{}, fmt.Errorf("%w: %q (pass --replace to replace it)", ErrExists, name)
 		}
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(s.dir(), 0o700); err != nil {
 		return Info{}, fmt.Errorf("create image directory: %w", err)
 	}
-	tmp, err := os.MkdirTemp(s.Dir, ".import-")
+	tmp, err := os.MkdirTemp(s.dir(), ".import-")
 	if err != nil {
 		return Info{}, fmt.Errorf("create import directory: %w", err)
 	}
@@ -64,7 +64,7 @@ func (s Store) Import(name string, r io.Reader, replace bool) (Info, error) {
 	if err := os.WriteFile(filepath.Join(tmp, infoFile), append(b, '\n'), 0o644); err != nil {
 		return Info{}, err
 	}
-	final := filepath.Join(s.Dir, name)
+	final := filepath.Join(s.dir(), name)
 	if replace {
 		if _, err := os.Stat(final); err == nil {
 			// The old one goes to the trash: sandboxes may hold it.
@@ -177,15 +177,13 @@ func replaceWith(root *os.Root, name string, create func() error) error {
 }
 
 func makeDir(root *os.Root, name string, h *tar.Header) error {
-	if err := ensureParent(root, name); err != nil {
-		return err
-	}
-	if fi, err := root.Lstat(name); err == nil && !fi.IsDir() {
-		if err := root.Remove(name); err != nil {
+	err := replaceWith(root, name, func() error {
+		if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
-	}
-	if err := root.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if err := root.Lchown(name, h.Uid, h.Gid); err != nil {

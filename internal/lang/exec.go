@@ -33,8 +33,8 @@ type Executor struct {
 	CompileLimits limits.Limits
 	// HostRoot is where the host template's /usr is looked up ("/").
 	HostRoot string
-	// Images holds the templates some languages need (Julia); the zero
-	// value means image.Dir().
+	// Images holds the templates some languages need (Julia; the zero
+	// value: this host's).
 	Images image.Store
 	Log    *slog.Logger
 }
@@ -169,11 +169,7 @@ type Status struct {
 // the host's root, or the root of the image its template is made of.
 func (e *Executor) rootOf(l *Language) (string, error) {
 	if l.Template != "" {
-		images := e.Images
-		if images.Dir == "" {
-			images.Dir = image.Dir()
-		}
-		return images.Root(l.Template)
+		return e.Images.Root(l.Template)
 	}
 	if e.HostRoot == "" {
 		return "/", nil

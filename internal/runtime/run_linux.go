@@ -70,12 +70,9 @@ var defaultEnv = []string{
 var ErrInvalidSpec = errors.New("invalid run request")
 
 // Validate checks a spec before any resource is acquired.
+// (An unknown template is found by prepare, first thing, when it holds
+// the image: ErrInvalidSpec too, before anything is acquired.)
 func (r *Runtime) Validate(s *Spec) error {
-	if s.Template != "" && !image.IsBuiltin(s.Template) {
-		if _, err := r.images.Root(s.Template); err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidSpec, err)
-		}
-	}
 	if len(s.Argv) == 0 || s.Argv[0] == "" {
 		return fmt.Errorf("%w: no command given", ErrInvalidSpec)
 	}

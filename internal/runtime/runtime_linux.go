@@ -46,8 +46,8 @@ type Config struct {
 	// Net gives sandboxes that ask for it egress; nil: a request for
 	// egress fails.
 	Net *netsetup.Net
-	// Images holds the templates other than host (see internal/image);
-	// the zero value means image.Dir().
+	// Images holds the templates other than host (see internal/image;
+	// the zero value: this host's).
 	Images image.Store
 }
 
@@ -121,9 +121,6 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		staging:  filepath.Join(cfg.DataDir, "mnt"),
 		template: filepath.Join(cfg.DataDir, "templates"),
 		images:   cfg.Images,
-	}
-	if r.images.Dir == "" {
-		r.images.Dir = image.Dir()
 	}
 	go r.seccomp() // overlaps with the rest of set-up
 	// The data dir is traversable (the sandbox's root must reach the

@@ -119,8 +119,8 @@ type Config struct {
 	DefaultTimeout, MaxTimeout time.Duration
 	// MaxSandboxes caps the live sandboxes of the whole daemon.
 	MaxSandboxes int
-	// Images holds the templates other than the built-in host template;
-	// the zero value means image.Dir().
+	// Images holds the templates other than the built-in host template
+	// (the zero value: this host's).
 	Images image.Store
 	Now    func() time.Time // nil: time.Now
 }
@@ -209,9 +209,6 @@ func New(cfg Config) *Manager {
 	}
 	if cfg.MaxSandboxes == 0 {
 		cfg.MaxSandboxes = 2000
-	}
-	if cfg.Images.Dir == "" {
-		cfg.Images.Dir = image.Dir()
 	}
 	return &Manager{cfg: cfg, log: cfg.Logger, entries: map[string]*entry{}}
 }
