@@ -28,8 +28,8 @@ done
 # the run pool works during the measurement).
 "$SOULBOX" serve --listen 127.0.0.1:0 --data-dir "$DATA" --pool 0 --run-pool 4 2>"$WORK/daemon.log" &
 DAEMON=$!
-for _ in $(seq 100); do [ -S "$DATA/run.sock" ] && break; sleep 0.1; done
-[ -S "$DATA/run.sock" ] || { echo "bench: the daemon did not start:" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
+for _ in $(seq 100); do [ -S "$DATA/run2.sock" ] && break; sleep 0.1; done
+[ -S "$DATA/run2.sock" ] || { echo "bench: the daemon did not start:" >&2; cat "$WORK/daemon.log" >&2; exit 1; }
 
 # An OCI bundle per runtime: a tiny rootfs with the host's /usr bound
 # read-only, the merged-/usr symlinks, fresh /proc and /dev, and the default

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/soulbox-dev/soulbox/internal/runpool"
 )
 
 const poolDebugLine = "run pool"
@@ -24,7 +26,7 @@ func TestRunPool(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
 	d := startDaemon(t, dir, "--pool", "0", "--run-pool", "2")
-	sock := filepath.Join(dir, "run.sock")
+	sock := filepath.Join(dir, runpool.SocketName)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if fi, err := os.Stat(sock); err == nil {
 			if fi.Mode().Perm() != 0o600 {
@@ -59,6 +61,26 @@ func TestRunPool(t *testing.T) {
 		}
 		if strings.Contains(errOut, poolDebugLine) != pooled {
 			t.Errorf("run in the daemon's pool: %v, want %v: %s", !pooled, pooled, errOut)
+		}
+	})
+	t.Run("stdin that never ends", func(t *testing.T) {
+		// The client feeds stdin only while the program takes it: one
+		// that reads a little, or nothing, still ends the run at once.
+		for _, c := range []struct {
+			argv []string
+			want string
+		}{{[]string{"head", "-c", "5"}, "y\ny\ny"}, {[]string{"true"}, ""}} {
+			cmd := exec.Command(soulboxBin, append([]string{"run", "--data-dir", dir, "--"}, c.argv...)...)
+			cmd.Env = append(os.Environ(), "SOULBOX_DEBUG=1")
+			cmd.Stdin = endless{}
+			var o, e bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &o, &e
+			cmd.WaitDelay = 10 * time.Second // the copy into the command's stdin pipe never ends by itself
+			start := time.Now()
+			err := cmd.Run()
+			if o.String() != c.want || time.Since(start) > 5*time.Second || strings.Contains(e.String(), poolDebugLine) != pooled {
+				t.Errorf("%v: stdout %q, %v after %v, stderr %s", c.argv, o.String(), err, time.Since(start), e.String())
+			}
 		}
 	})
 	t.Run("verdicts", func(t *testing.T) {
@@ -150,4 +172,14 @@ setsid sleep 300 </dev/null >/dev/null 2>&1 &`
 	}
 	d.stop(syscall.SIGTERM)
 	hostClean(t, dir)
+}
+
+// endless is a stdin that never ends: "y\n" over and over.
+type endless struct{}
+
+func (endless) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = "y\n"[i%2]
+	}
+	return len(p) &^ 1, nil
 }

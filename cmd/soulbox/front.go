@@ -1,7 +1,9 @@
 //go:build soulbox_front
 
-// The front's start is the cost of a pooled run: it does not read the
-// cgroup's CPU limit to size GOMAXPROCS (quickrun uses one P anyway).
+// The front's start is the cost of a pooled run: it does not size
+// GOMAXPROCS from the cgroup's CPU limit nor re-read it while it runs (Go
+// still reads the cgroup once at start-up, for a metric); the run pool's
+// client waits in one goroutine.
 //
 //go:debug containermaxprocs=0
 //go:debug updatemaxprocs=0

@@ -15,7 +15,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,15 +121,11 @@ func Main(argv []string, stdin *os.File, stdout, stderr io.Writer) (code int, ne
 		defer f.Close()
 		in = f
 	}
-	// One P: this program only waits for the daemon, and a second one
-	// would cost thread wake-ups (about 0.9 ms of CPU per run here).
-	prev := runtime.GOMAXPROCS(1)
 	// No signal handlers: SIGINT, SIGTERM or SIGHUP end this process, the
 	// kernel closes its connection, and the daemon ends the run.
 	req := runpool.Request{Argv: r.argv, Env: r.env, Limits: r.limits, Stream: !r.asJSON}
 	code, ok = Pooled(context.Background(), r.dataDir, req, in, stdout, stderr)
 	if !ok {
-		runtime.GOMAXPROCS(prev)
 		return 0, slices.Insert(slices.Clone(argv), 2, "--no-pool")
 	}
 	return code, nil

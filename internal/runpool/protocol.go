@@ -23,26 +23,33 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/soulbox-dev/soulbox/internal/limits"
+	"github.com/soulbox-dev/soulbox/internal/result"
 )
 
-// SocketName is the socket's file name in the daemon's data directory.
-const SocketName = "run.sock"
+// SocketName is the socket's file name in the daemon's data directory. It
+// names the protocol's version: a client and a daemon of different
+// versions do not find each other, and the client sets up its own sandbox.
+const SocketName = "run2.sock"
 
 // SocketPath is the socket of the daemon using dataDir.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
 
-// Request is what `soulbox run` sends, with the stdin pipe's read end
-// attached (SCM_RIGHTS).
+// Request is what `soulbox run` sends (see AppendRequest), with the stdin
+// pipe's read end attached (SCM_RIGHTS).
 type Request struct {
-	Argv   []string      `json:"argv"`
-	Env    []string      `json:"env,omitempty"`
-	Limits limits.Limits `json:"limits"`
+	Argv   []string
+	Env    []string
+	Limits limits.Limits
 	// Stream asks for stdout and stderr as they come (frames); without
 	// it they arrive in the result only.
-	Stream bool `json:"stream,omitempty"`
+	Stream bool
 }
 
 // Frame types, daemon to client: a kind byte, a 4-byte big-endian
@@ -51,7 +58,7 @@ const (
 	FrameStdout = 'o'
 	FrameStderr = 'e'
 	FrameAccept = 'a' // a ready sandbox took the run: send stdin now
-	FrameResult = 'r' // JSON of a runtime.Result; the last frame
+	FrameResult = 'r' // a result (AppendResult); the last frame
 	FrameCold   = 'c' // no ready sandbox fits: run it yourself; the last frame (never after FrameAccept)
 	FrameError  = 'x' // the request is invalid (text); the last frame
 	FrameFailed = 'f' // the sandbox failed (text); the last frame
@@ -64,6 +71,190 @@ var maxFrame = uint32(4*limits.Maximums().OutputBytes + 1<<20)
 // MaxRequest caps a request the daemon accepts.
 const MaxRequest = 1 << 20
 
+// The request and the result are encoded by hand, not as JSON: the
+// client is a fresh process each time, and encoding/json's first use of a
+// type (reflection over its fields) cost more than the rest of the
+// client's work. Integers are unsigned varints (signed ones zig-zag);
+// strings and byte slices are a varint length and the bytes; a list is a
+// varint count and its items.
+
+// AppendRequest appends the request frame's body: the flags (1 = stream),
+// argv, env, then the limits in the order of limitFields.
+func AppendRequest(b []byte, r Request) []byte {
+	var flags uint64
+	if r.Stream {
+		flags |= 1
+	}
+	b = binary.AppendUvarint(b, flags)
+	b = appendStrings(b, r.Argv)
+	b = appendStrings(b, r.Env)
+	for _, v := range limitFields(&r.Limits) {
+		b = binary.AppendVarint(b, *v)
+	}
+	return binary.AppendUvarint(b, math.Float64bits(r.Limits.CPUs))
+}
+
+// ParseRequest decodes AppendRequest's encoding.
+func ParseRequest(b []byte) (Request, error) {
+	d := decoder{b: b}
+	var r Request
+	flags := d.uvarint()
+	r.Stream = flags&1 != 0
+	r.Argv = d.strings()
+	r.Env = d.strings()
+	for _, v := range limitFields(&r.Limits) {
+		*v = d.varint()
+	}
+	r.Limits.CPUs = math.Float64frombits(d.uvarint())
+	if err := d.end(); err != nil {
+		return Request{}, fmt.Errorf("request: %w", err)
+	}
+	if flags > 1 {
+		return Request{}, errors.New("request: unknown flags")
+	}
+	return r, nil
+}
+
+// limitFields are the integer limits in their wire order (CPUs, a float,
+// follows them).
+func limitFields(l *limits.Limits) []*int64 {
+	return []*int64{&l.MemoryBytes, (*int64)(&l.CPUTime), (*int64)(&l.WallTime), &l.Pids, &l.OutputBytes,
+		&l.DiskBytes, &l.FileBytes, &l.OpenFiles, &l.StackBytes, &l.ShmBytes}
+}
+
+// AppendResult appends a result frame's body: status, exit code, signal,
+// stdout, stderr, the truncation flags (1 stdout, 2 stderr), wall and CPU
+// time in nanoseconds, peak memory. A pooled run collects no files, so
+// none are carried.
+func AppendResult(b []byte, r *result.Result) []byte {
+	b = appendBytes(b, []byte(r.Status))
+	b = binary.AppendVarint(b, int64(r.ExitCode))
+	b = binary.AppendVarint(b, int64(r.Signal))
+	b = appendBytes(b, r.Stdout)
+	b = appendBytes(b, r.Stderr)
+	var flags uint64
+	if r.StdoutTruncated {
+		flags |= 1
+	}
+	if r.StderrTruncated {
+		flags |= 2
+	}
+	b = binary.AppendUvarint(b, flags)
+	b = binary.AppendVarint(b, int64(r.Wall))
+	b = binary.AppendVarint(b, int64(r.CPU))
+	return binary.AppendVarint(b, r.PeakMemory)
+}
+
+// ParseResult decodes AppendResult's encoding.
+func ParseResult(b []byte) (*result.Result, error) {
+	d := decoder{b: b}
+	r := &result.Result{Status: result.Status(d.bytes())}
+	r.ExitCode = int(d.varint())
+	r.Signal = unix.Signal(d.varint())
+	r.Stdout = d.bytes()
+	r.Stderr = d.bytes()
+	flags := d.uvarint()
+	r.StdoutTruncated, r.StderrTruncated = flags&1 != 0, flags&2 != 0
+	r.Wall = time.Duration(d.varint())
+	r.CPU = time.Duration(d.varint())
+	r.PeakMemory = d.varint()
+	if err := d.end(); err != nil {
+		return nil, fmt.Errorf("result: %w", err)
+	}
+	return r, nil
+}
+
+func appendBytes(b, p []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(p))), p...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendBytes(b, []byte(s))
+	}
+	return b
+}
+
+// decoder reads the encoding above; the first error sticks and later
+// reads return zero values.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+var errShort = errors.New("truncated or malformed")
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShort
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// bytes returns a copy (nil when empty, as a decoded empty output is).
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)) {
+		d.err = errShort
+		return nil
+	}
+	var p []byte
+	if n > 0 {
+		p = append([]byte(nil), d.b[:n]...)
+	}
+	d.b = d.b[n:]
+	return p
+}
+
+func (d *decoder) strings() []string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) { // each string takes at least a byte
+		d.err = errShort
+	}
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	ss := make([]string, 0, n)
+	for range n {
+		ss = append(ss, string(d.bytes()))
+	}
+	if d.err != nil {
+		return nil
+	}
+	return ss
+}
+
+// end reports the first error, or bytes left over.
+func (d *decoder) end() error {
+	if d.err == nil && len(d.b) > 0 {
+		d.err = fmt.Errorf("%d bytes too many", len(d.b))
+	}
+	return d.err
+}
+
 // WriteFrame writes one frame, in one write: the reader wakes once.
 func WriteFrame(w io.Writer, kind byte, payload []byte) error {
 	b := make([]byte, 5, 5+len(payload))
@@ -71,22 +262,6 @@ func WriteFrame(w io.Writer, kind byte, payload []byte) error {
 	binary.BigEndian.PutUint32(b[1:], uint32(len(payload)))
 	_, err := w.Write(append(b, payload...))
 	return err
-}
-
-func readFrame(r io.Reader) (byte, []byte, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[1:])
-	if n > maxFrame {
-		return 0, nil, fmt.Errorf("runpool: frame of %d bytes", n)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return 0, nil, err
-	}
-	return hdr[0], b, nil
 }
 
 // ErrCold means no daemon sandbox took the run: set one up yourself.

@@ -69,6 +69,9 @@ type Worker struct {
 		l   cgroup.Limits
 		set bool
 	}
+	// counted is set when the cgroup's counters were reset after the
+	// last run's clean-up: a run with the applied limits starts at once.
+	counted bool
 }
 
 // NewWorker starts a worker sandbox and waits until it can run programs.
@@ -205,9 +208,11 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	sb := w.sb
 	cl := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1, OOMOneVictim: true}
 	var err error
-	if w.applied.set && w.applied.l == cl {
+	switch {
+	case w.applied.set && w.applied.l == cl && w.counted:
+	case w.applied.set && w.applied.l == cl:
 		err = sb.cg.ResetCounters()
-	} else {
+	default:
 		w.applied.set = false
 		err = sb.cg.Rebase(cl)
 	}
@@ -216,6 +221,7 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 		return nil, fmt.Errorf("%w: cgroup: %v", ErrWorkerGone, err)
 	}
 	w.applied.l, w.applied.set = cl, true
+	w.counted = false
 	pipes, err := newStdio()
 	if err != nil {
 		return nil, err
@@ -323,6 +329,16 @@ func (w *Worker) awaitReady(ctx context.Context) error {
 	case ev, ok := <-w.events:
 		if ok && ev.Kind == nsinit.EventReady && ev.Dirty == "" {
 			w.ready = true
+			// Now, not when the next run starts: a daemon waits for
+			// the clean-up after answering (the run pool), so the
+			// next run does not wait for this.
+			if w.applied.set {
+				if err := w.sb.cg.ResetCounters(); err != nil {
+					w.sb.rt.log.Debug("worker retired", "sandbox", w.sb.id, "reason", err)
+					break
+				}
+				w.counted = true
+			}
 			return nil
 		}
 		if ok && ev.Dirty != "" {

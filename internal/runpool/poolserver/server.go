@@ -5,7 +5,6 @@ package poolserver
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -295,12 +294,7 @@ func (s *Server) serve(c *net.UnixConn) {
 		if req.Stream {
 			res.Stdout, res.Stderr = nil, nil // already sent
 		}
-		b, err := json.Marshal(res)
-		if err != nil {
-			fw.write(runpool.FrameError, []byte(err.Error()))
-			return
-		}
-		fw.write(runpool.FrameResult, b)
+		fw.write(runpool.FrameResult, runpool.AppendResult(nil, res))
 	case ctx.Err() != nil:
 		// The client is gone.
 	case errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, limits.ErrInvalid):
@@ -311,8 +305,8 @@ func (s *Server) serve(c *net.UnixConn) {
 	}
 }
 
-// readRequest reads the request frame (a 4-byte length and JSON) and the
-// stdin descriptor that comes with it.
+// readRequest reads the request frame (a 4-byte length and the request,
+// see runpool.AppendRequest) and the stdin descriptor that comes with it.
 func readRequest(c *net.UnixConn) (runpool.Request, *os.File, error) {
 	buf := make([]byte, 4+runpool.MaxRequest)
 	oob := make([]byte, unix.CmsgSpace(4))
@@ -348,9 +342,9 @@ func readRequest(c *net.UnixConn) (runpool.Request, *os.File, error) {
 			return fail(fmt.Errorf("read request: %w", err))
 		}
 	}
-	var req runpool.Request
-	if err := json.Unmarshal(buf[4:4+size], &req); err != nil {
-		return fail(fmt.Errorf("decode request: %w", err))
+	req, err := runpool.ParseRequest(buf[4 : 4+size])
+	if err != nil {
+		return fail(err)
 	}
 	if len(req.Argv) == 0 {
 		return fail(errors.New("no command"))
