@@ -62,6 +62,14 @@ func TestRunPool(t *testing.T) {
 		if strings.Contains(errOut, poolDebugLine) != pooled {
 			t.Errorf("run in the daemon's pool: %v, want %v: %s", !pooled, pooled, errOut)
 		}
+		// A program that cannot be started: 127 and why, as a shell says
+		// it, whether the output is streamed or not, pooled or not.
+		for _, flags := range [][]string{nil, {"--no-pool"}} {
+			_, errOut, code = run(nil, flags, "no-such-program")
+			if code != 127 || !strings.Contains(errOut, "no-such-program: command not found") {
+				t.Errorf("%v no-such-program: exit %d, stderr %q", flags, code, errOut)
+			}
+		}
 	})
 	t.Run("stdin that never ends", func(t *testing.T) {
 		// The client feeds stdin only while the program takes it: one

@@ -90,7 +90,7 @@ const (
 
 // Event kinds reported by the init.
 const (
-	EventStarted = "started" // the tenant program is running (Pid set)
+	EventStarted = "started" // set up and the tenant program is running (Pid set); not sent for a worker's jobs
 	EventError   = "error"   // set-up failed before the program ran (Error set)
 	EventExit    = "exit"    // the tenant program ended (Status, DiskFull set)
 	EventReady   = "ready"   // a worker is clean and waits for its next Job (Dirty set if it cannot be reused)

@@ -83,9 +83,8 @@ func serveJobs(ctl *os.File, w *WorkerConfig, own []Rlimit) Event {
 			}
 			send(Event{Kind: EventError, Error: err.Error(), ExecErr: true})
 		} else {
-			if send(Event{Kind: EventStarted, Pid: pid}) != nil {
-				return Event{Kind: EventError, Error: "worker: report start"}
-			}
+			// No "started" event: the runtime waits for the exit (one
+			// wake-up of the host less per run).
 			status := reap(pid)
 			wall := time.Since(t0)
 			killAll()

@@ -516,10 +516,7 @@ func (sb *sandbox) run(ctx context.Context) (*Result, error) {
 		if started.ExecErr {
 			<-waitDone
 			outputs.Wait()
-			res.Status = StatusRE
-			res.ExitCode = 127
-			res.Stdout, res.Stderr = stdout.bytes(), append(stderr.bytes(), []byte("soulbox: "+started.Error+"\n")...)
-			sb.collectStats(res)
+			sb.execFailed(res, stdout, stderr, started.Error)
 			return res, nil
 		}
 		return finish(fmt.Errorf("sandbox set-up failed: %s", started.Error))
@@ -611,10 +608,9 @@ func supervise(ctx context.Context, events <-chan nsinit.Event, l limits.Limits,
 	for {
 		select {
 		case ev, ok := <-events:
-			if ok && ev.Kind == nsinit.EventExit {
-				return ev, true, time.Since(t0)
-			}
-			return exit, false, time.Since(t0)
+			// Another event (an error) is returned too, for the caller
+			// to tell why; a closed channel is the init's death.
+			return ev, ok && ev.Kind == nsinit.EventExit, time.Since(t0)
 		case <-wall.C:
 			kill(killedWall)
 			return exit, false, time.Since(t0)
@@ -903,6 +899,17 @@ func (c *capture) add(p []byte) {
 	if c.tee != nil {
 		c.tee.Write(p)
 	}
+}
+
+// execFailed reports a program that could not be started as a shell
+// does: RE, exit status 127, and why on stderr (passed on when the output
+// is streamed).
+func (sb *sandbox) execFailed(res *Result, stdout, stderr *capture, why string) {
+	stderr.add([]byte("soulbox: " + why + "\n"))
+	res.Status, res.ExitCode = StatusRE, 127
+	res.Stdout, res.Stderr = stdout.bytes(), stderr.bytes()
+	res.StdoutTruncated, res.StderrTruncated = stdout.truncated, stderr.truncated
+	sb.collectStats(res)
 }
 
 func (c *capture) bytes() []byte {

@@ -262,29 +262,19 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	}
 
 	res := &Result{}
-	var started nsinit.Event
-	select {
-	case ev, ok := <-w.events:
-		if !ok {
-			return finish(fmt.Errorf("%w: %v", ErrWorkerGone, sb.deathError()))
-		}
-		started = ev
-	case <-time.After(l.WallTime + 10*time.Second):
-		return finish(fmt.Errorf("%w: the worker did not start the program", ErrWorkerGone))
-	case <-ctx.Done():
-		return finish(ctx.Err())
-	}
-	switch {
-	case started.Kind == nsinit.EventError && started.ExecErr:
-		outputs.Wait()
-		res.Status, res.ExitCode = StatusRE, 127
-		res.Stdout, res.Stderr = stdout.bytes(), append(stderr.bytes(), []byte("soulbox: "+started.Error+"\n")...)
-		sb.collectStats(res)
-		return res, nil
-	case started.Kind != nsinit.EventStarted:
-		return finish(fmt.Errorf("%w: %s", ErrWorkerGone, started.Error))
-	}
+	// The init reports the program's exit, or why it could not start it;
+	// not its start (one wake-up less per run): the wall time limit
+	// counts from the job's sending, the reported time is the init's.
 	exit, gotExit, wallTime := supervise(ctx, w.events, l, sb.cg, outLimitHit, kill)
+	switch {
+	case gotExit || exit.Kind != nsinit.EventError:
+	case exit.ExecErr:
+		outputs.Wait()
+		sb.execFailed(res, stdout, stderr, exit.Error)
+		return res, nil
+	default:
+		return finish(fmt.Errorf("%w: %s", ErrWorkerGone, exit.Error))
+	}
 	res.Wall = wallTime
 	if gotExit && exit.WallMicros > 0 {
 		// The init's measure: the host may see the start and exit
