@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/soulbox-dev/soulbox/internal/limits"
 	"github.com/soulbox-dev/soulbox/internal/runpool"
 )
 
@@ -89,6 +92,84 @@ func TestRunPool(t *testing.T) {
 			if o.String() != c.want || time.Since(start) > 5*time.Second || strings.Contains(e.String(), poolDebugLine) != pooled {
 				t.Errorf("%v: stdout %q, %v after %v, stderr %s", c.argv, o.String(), err, time.Since(start), e.String())
 			}
+		}
+	})
+	t.Run("malformed requests", func(t *testing.T) {
+		// Datagrams the client never sends: each is dropped or refused on
+		// its connection, its descriptors closed, and the daemon serves on.
+		sendRaw := func(body []byte, fds ...int) {
+			t.Helper()
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Close(fd)
+			var oob []byte
+			if len(fds) > 0 {
+				oob = unix.UnixRights(fds...)
+			}
+			if err := unix.Sendmsg(fd, body, oob, &unix.SockaddrUnix{Name: sock}, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pipe := func() (r, w int) {
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+				t.Fatal(err)
+			}
+			return p[0], p[1]
+		}
+		pair := func(typ int) [2]int {
+			p, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		good := runpool.AppendRequest(nil, runpool.Request{Argv: []string{"true"}, Limits: limits.Defaults()})
+		sendRaw(good)        // no descriptors
+		sendRaw([]byte("x")) // nothing at all
+		r, w := pipe()
+		r2, w2 := pipe()
+		sendRaw(good, r, r2) // the answer's end is not a socket
+		dg := pair(unix.SOCK_DGRAM)
+		sendRaw(good, r, dg[1]) // nor a datagram socket
+		st := pair(unix.SOCK_STREAM)
+		sendRaw(good, r, st[1], r2) // three descriptors
+		for _, fd := range []int{r, w2, r2, dg[1], st[1]} {
+			unix.Close(fd)
+		}
+		// None of the ends the daemon received is held: the write ends
+		// see their readers gone, the socket its peer closed.
+		unix.SetNonblock(w, true)
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			_, err := unix.Write(w, []byte("x"))
+			if err == unix.EPIPE {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the daemon keeps a pipe of a malformed request: %v", err)
+			}
+		}
+		unix.Close(w)
+		unix.Close(st[0])
+		unix.Close(dg[0])
+		// A request it cannot decode, with proper descriptors: refused
+		// on its connection.
+		r, w = pipe()
+		st = pair(unix.SOCK_STREAM)
+		sendRaw(good[:len(good)-1], r, st[1])
+		unix.Close(r)
+		unix.Close(st[1])
+		var frame [256]byte
+		n, err := unix.Read(st[0], frame[:])
+		if err != nil || n < 5 || frame[0] != runpool.FrameError {
+			t.Errorf("a truncated request: answer %q, %v; want an error frame", frame[:max(n, 0)], err)
+		}
+		unix.Close(st[0])
+		unix.Close(w)
+		if out, errOut, code := run(nil, nil, "echo", "still serving"); out != "still serving\n" || code != 0 || strings.Contains(errOut, poolDebugLine) != pooled {
+			t.Fatalf("after malformed requests: stdout %q exit %d stderr %s", out, code, errOut)
 		}
 	})
 	t.Run("verdicts", func(t *testing.T) {

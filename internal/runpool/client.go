@@ -22,35 +22,35 @@ import (
 //
 // The client is the whole cost of a pooled run beyond the run itself
 // (`soulbox run` is a fresh process each time), so it does little: the
-// request is encoded before connecting, without reflection, and one
-// goroutine does everything — waiting for the daemon in Go's poller
+// request is encoded without reflection and sent as one datagram, and
+// one goroutine does everything — waiting for the daemon in Go's poller
 // (where the waiting process has no thread awake) and, while stdin has
-// data for the pipe, polling stdin, the pipe and the socket itself.
+// data for the pipe, polling stdin, the pipe and the connection itself.
 func Run(ctx context.Context, dataDir string, req Request, stdin io.Reader, stdout, stderr io.Writer) (*result.Result, error) {
-	body := AppendRequest(make([]byte, 4, 512), req)
-	binary.BigEndian.PutUint32(body, uint32(len(body)-4))
+	body := AppendRequest(make([]byte, 0, 512), req)
 	var pfd [2]int
 	if err := unix.Pipe2(pfd[:], unix.O_CLOEXEC); err != nil {
 		return nil, err
 	}
 	c := client{pipe: pfd[1], stdout: stdout, stderr: stderr}
 	defer c.closePipe()
-	fd, err := dial(SocketPath(dataDir))
-	if err == nil {
-		// At once: the daemon is waiting for it.
-		err = retry(func() error { return unix.Sendmsg(fd, body, unix.UnixRights(pfd[0]), nil, 0) })
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
-	unix.Close(pfd[0])
+	// Non-blocking: this end waits in Go's poller (the daemon's end is
+	// in its poller too).
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
-		return nil, ErrCold // no daemon (or not ours to use)
-	}
-	// From here on the socket waits in Go's poller.
-	if err := unix.SetNonblock(fd, true); err != nil {
-		unix.Close(fd)
+		unix.Close(pfd[0])
 		return nil, err
+	}
+	// One datagram carries the request, the pipe's read end and the
+	// daemon's end of the connection: the daemon wakes once, with all of
+	// it (a stream socket woke it at connect, before the request).
+	err = send(SocketPath(dataDir), body, unix.UnixRights(pfd[0], pair[1]))
+	unix.Close(pfd[0])
+	unix.Close(pair[1])
+	fd := pair[0]
+	if err != nil {
+		unix.Close(fd)
+		return nil, ErrCold // no daemon (or not ours to use), or a request too large for it
 	}
 	c.fd, c.sock = fd, os.NewFile(uintptr(fd), "run pool")
 	defer c.sock.Close()
@@ -74,18 +74,14 @@ func Run(ctx context.Context, dataDir string, req Request, stdin io.Reader, stdo
 	return res, err
 }
 
-// dial connects a Unix stream socket to path.
-func dial(path string) (int, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+// send sends one datagram with descriptors to the socket at path.
+func send(path string, b, oob []byte) error {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, err
+		return err
 	}
-	err = retry(func() error { return unix.Connect(fd, &unix.SockaddrUnix{Name: path}) })
-	if err != nil && err != unix.EISCONN { // EISCONN: an interrupted connect went through
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+	defer unix.Close(fd)
+	return retry(func() error { return unix.Sendmsg(fd, b, oob, &unix.SockaddrUnix{Name: path}, 0) })
 }
 
 // retry calls fn until it is not interrupted by a signal.

@@ -3,11 +3,13 @@
 //
 // The daemon keeps a few worker sandboxes ready (namespaces, root file
 // system, cgroup and seccomp in place; see runtime.Worker and
-// internal/runpool/poolserver) and serves a Unix socket in its data
-// directory, for root only. `soulbox run` sends the command, its
-// environment and limits, and the read end of a pipe that carries its
-// stdin; the daemon runs the command in one of the ready sandboxes,
-// streams stdout and stderr back as frames and sends the result, then
+// internal/runpool/poolserver) and serves a Unix datagram socket in its
+// data directory, for root only. `soulbox run` sends one datagram: the
+// command, its environment and limits, with the read end of a pipe that
+// carries its stdin and one end of a stream socket pair for the answer;
+// the daemon runs the command in one of the ready sandboxes, streams
+// stdout and stderr back on that connection as frames and sends the
+// result, then
 // cleans the sandbox for its next run (or retires it). When none is ready
 // or the run needs what a ready one does not have (other disk or /dev/shm
 // sizes, larger limits, files copied in, network), the daemon answers
@@ -42,7 +44,8 @@ const SocketName = "run2.sock"
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
 
 // Request is what `soulbox run` sends (see AppendRequest), with the stdin
-// pipe's read end attached (SCM_RIGHTS).
+// pipe's read end and the answer's connection attached (SCM_RIGHTS, in
+// that order).
 type Request struct {
 	Argv   []string
 	Env    []string

@@ -4,10 +4,8 @@ package poolserver
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -170,10 +168,14 @@ func (s *Server) Listen(dataDir string) error {
 		return fmt.Errorf("run pool socket: %w", err)
 	}
 	// Not through the umask: it is the process's, and sandboxes started
-	// meanwhile would inherit it. Connections are checked (peerIsRoot)
-	// from the first one on.
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: p, Net: "unix"})
+	// meanwhile would inherit it. Requests are checked (their sender's
+	// credentials) from the first one on.
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: p, Net: "unixgram"})
 	if err != nil {
+		return fmt.Errorf("run pool socket: %w", err)
+	}
+	if err := passCredentials(ln); err != nil {
+		ln.Close()
 		return fmt.Errorf("run pool socket: %w", err)
 	}
 	if err := os.Chmod(p, 0o600); err != nil {
@@ -189,24 +191,46 @@ func (s *Server) Listen(dataDir string) error {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		buf := make([]byte, runpool.MaxRequest+1)
+		oob := make([]byte, unix.CmsgSpace(2*4)+unix.CmsgSpace(unix.SizeofUcred))
 		for {
-			c, err := ln.AcceptUnix()
+			n, oobn, flags, _, err := ln.ReadMsgUnix(buf, oob)
 			if err != nil {
 				if s.ctx.Err() != nil {
 					return
 				}
-				s.log.Warn("run pool: accept", "err", err)
+				s.log.Warn("run pool: receive", "err", err)
 				time.Sleep(10 * time.Millisecond)
 				continue
+			}
+			c, req, stdin, err := readRequest(buf[:n], oob[:oobn], flags)
+			if c == nil {
+				continue // no connection to answer on
 			}
 			s.conns.Add(1)
 			go func() {
 				defer s.conns.Done()
-				s.serve(c)
+				s.serve(c, req, stdin, err)
 			}()
 		}
 	}()
 	return nil
+}
+
+// passCredentials has the kernel attach each request's sender's
+// credentials (SCM_CREDENTIALS).
+func passCredentials(c *net.UnixConn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 // Close stops serving, waits for runs in flight, and destroys the ready
@@ -225,30 +249,20 @@ func (s *Server) Close() {
 	}
 }
 
-// peerIsRoot reports whether the client runs as root: the socket is for
-// `soulbox run`, which needs root anyway.
-func peerIsRoot(c *net.UnixConn) bool {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var cred *unix.Ucred
-	raw.Control(func(fd uintptr) {
-		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
-	return err == nil && cred.Uid == 0
-}
+// errNotRoot refuses a request from anyone but root: the socket is for
+// `soulbox run`, which needs root anyway (the client's own set-up then
+// reports what it lacks).
+var errNotRoot = errors.New("not root")
 
-// serve answers one request.
-func (s *Server) serve(c *net.UnixConn) {
+// serve answers one request on its connection.
+func (s *Server) serve(c *net.UnixConn, req runpool.Request, stdin *os.File, err error) {
 	defer c.Close()
 	fw := &frameWriter{c: c}
-	if !peerIsRoot(c) {
-		fw.write(runpool.FrameCold, nil) // the client's own set-up reports what it lacks
+	switch {
+	case err == errNotRoot:
+		fw.write(runpool.FrameCold, nil)
 		return
-	}
-	req, stdin, err := readRequest(c)
-	if err != nil {
+	case err != nil:
 		fw.write(runpool.FrameError, []byte(err.Error()))
 		return
 	}
@@ -305,44 +319,58 @@ func (s *Server) serve(c *net.UnixConn) {
 	}
 }
 
-// readRequest reads the request frame (a 4-byte length and the request,
-// see runpool.AppendRequest) and the stdin descriptor that comes with it.
-func readRequest(c *net.UnixConn) (runpool.Request, *os.File, error) {
-	buf := make([]byte, 4+runpool.MaxRequest)
-	oob := make([]byte, unix.CmsgSpace(4))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	defer c.SetReadDeadline(time.Time{})
-	n, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-	if err != nil {
-		return runpool.Request{}, nil, fmt.Errorf("read request: %w", err)
-	}
+// readRequest takes a request datagram apart: the request (see
+// runpool.AppendRequest), its sender's credentials and two descriptors,
+// the stdin pipe's read end and the client's end of a stream socket for
+// the answer. c is nil when no answer can be given; otherwise err says
+// why the request is refused.
+func readRequest(b, oob []byte, flags int) (c *net.UnixConn, req runpool.Request, stdin *os.File, err error) {
 	var fds []int
-	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-		for _, m := range msgs {
-			if got, err := unix.ParseUnixRights(&m); err == nil {
-				fds = append(fds, got...)
-			}
+	var cred *unix.Ucred
+	msgs, perr := unix.ParseSocketControlMessage(oob)
+	for _, m := range msgs {
+		if got, err := unix.ParseUnixRights(&m); err == nil {
+			fds = append(fds, got...)
+		} else if uc, err := unix.ParseUnixCredentials(&m); err == nil {
+			cred = uc
 		}
 	}
-	fail := func(err error) (runpool.Request, *os.File, error) {
+	for _, fd := range fds {
+		unix.CloseOnExec(fd)
+	}
+	if perr != nil || len(fds) != 2 || flags&unix.MSG_CTRUNC != 0 {
 		for _, fd := range fds {
 			unix.Close(fd)
 		}
-		return runpool.Request{}, nil, err
+		return nil, req, nil, errors.New("malformed request")
 	}
-	if len(fds) != 1 || n < 4 {
-		return fail(errors.New("malformed request"))
+	// The answer's connection: a Unix stream socket.
+	var uc *net.UnixConn
+	if typ, err := unix.GetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_TYPE); err == nil && typ == unix.SOCK_STREAM {
+		f := os.NewFile(uintptr(fds[1]), "run pool client")
+		conn, _ := net.FileConn(f) // a duplicate
+		f.Close()
+		if uc, _ = conn.(*net.UnixConn); uc == nil && conn != nil {
+			conn.Close()
+		}
+	} else {
+		unix.Close(fds[1])
 	}
-	size := int(binary.BigEndian.Uint32(buf[:4]))
-	if size > runpool.MaxRequest {
+	if uc == nil {
+		unix.Close(fds[0])
+		return nil, req, nil, errors.New("malformed request")
+	}
+	fail := func(err error) (*net.UnixConn, runpool.Request, *os.File, error) {
+		unix.Close(fds[0])
+		return uc, runpool.Request{}, nil, err
+	}
+	switch {
+	case cred == nil || cred.Uid != 0:
+		return fail(errNotRoot)
+	case flags&unix.MSG_TRUNC != 0 || len(b) > runpool.MaxRequest:
 		return fail(errors.New("request too large"))
 	}
-	if n < 4+size {
-		if _, err := io.ReadFull(c, buf[n:4+size]); err != nil {
-			return fail(fmt.Errorf("read request: %w", err))
-		}
-	}
-	req, err := runpool.ParseRequest(buf[4 : 4+size])
+	req, err = runpool.ParseRequest(b)
 	if err != nil {
 		return fail(err)
 	}
@@ -352,8 +380,7 @@ func readRequest(c *net.UnixConn) (runpool.Request, *os.File, error) {
 	// Non-blocking, so closing it ends a read in progress; the pipe is
 	// the client's own, made for this run.
 	unix.SetNonblock(fds[0], true)
-	unix.CloseOnExec(fds[0])
-	return req, os.NewFile(uintptr(fds[0]), "stdin"), nil
+	return uc, req, os.NewFile(uintptr(fds[0]), "stdin"), nil
 }
 
 // frameWriter writes whole frames to the client, one at a time.
