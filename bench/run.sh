@@ -104,15 +104,18 @@ run_case true /bin/true
 run_case python3 /usr/bin/python3 -c pass
 
 python3 - "$OUT" <<'PY'
-import glob, json, sys, os, statistics
+import glob, json, sys, os, random, statistics
 out = sys.argv[1]
 for name in ("true", "python3"):
-    times, order = {}, []
+    rounds, order = [], []
     for f in sorted(glob.glob(os.path.join(out, f"startup-{name}-r*.json"))):
+        rnd = {}
         for r in json.load(open(f))["results"]:
-            if r["command"] not in times:
+            if r["command"] not in order:
                 order.append(r["command"])
-            times.setdefault(r["command"], []).extend(r["times"])
+            rnd[r["command"]] = r["times"]
+        rounds.append(rnd)
+    times = {c: [t for rnd in rounds for t in rnd[c]] for c in order}
     canonical = ["bare", "soulbox (daemon's run pool)", "soulbox (own set-up)", "bubblewrap", "crun", "crun-wrapper-only", "runc", "firejail"]
     order.sort(key=lambda c: canonical.index(c) if c in canonical else len(canonical))
     json.dump({"results": [{"command": c, "times": times[c]} for c in order]}, open(os.path.join(out, f"startup-{name}.json"), "w"))
@@ -121,11 +124,25 @@ for name in ("true", "python3"):
         t = sorted(times[c])
         rows[c] = (t[len(t)//2]*1000, t[int(len(t)*0.95)]*1000, statistics.mean(t)*1000, len(t))
     bw = rows["bubblewrap"][0]
+    # The ratio's uncertainty: whole rounds resampled (the machine drifts
+    # between rounds, so runs within one are not independent), the 2.5th
+    # and 97.5th percentiles of 1000 such p50 ratios.
+    rng = random.Random(1)
+    def interval(c):
+        rs = []
+        for _ in range(1000):
+            pick = rng.choices(rounds, k=len(rounds))
+            a = [t for rnd in pick for t in rnd[c]]
+            b = [t for rnd in pick for t in rnd["bubblewrap"]]
+            rs.append(statistics.median(a) / statistics.median(b))
+        rs.sort()
+        return rs[25], rs[974]
     print(f"\n### `{name}`\n")
-    print("| runner | runs | p50 ms | p95 ms | mean ms | p50 / bubblewrap |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| runner | runs | p50 ms | p95 ms | mean ms | p50 / bubblewrap | 95% interval |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for k, (p50, p95, mean, n) in rows.items():
-        print(f"| {k} | {n} | {p50:.2f} | {p95:.2f} | {mean:.2f} | {p50/bw:.2f} |")
+        lo, hi = interval(k)
+        print(f"| {k} | {n} | {p50:.2f} | {p95:.2f} | {mean:.2f} | {p50/bw:.2f} | {lo:.2f}–{hi:.2f} |")
     if "crun-wrapper-only" in rows:
         print(f"\ncrun minus its wrapper (p50): {rows['crun'][0]-rows['crun-wrapper-only'][0]:.2f} ms")
 PY
