@@ -368,10 +368,7 @@ func TestLanguagesCommand(t *testing.T) {
 // registry as the CLI does, versions probed inside sandboxes.
 func TestLanguagesAPI(t *testing.T) {
 	requireRoot(t)
-	dir := dataDir(t)
-	key := newAPIKey(t, dir)
-	d := startDaemon(t, dir)
-	c := sdkClient(t, d, key)
+	d, c := sdkDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	langs, err := c.Languages(ctx)

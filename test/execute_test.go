@@ -20,10 +20,7 @@ var pngMagic = []byte("\x89PNG\r\n\x1a\n")
 func codeSandbox(t *testing.T) (context.Context, *soulbox.Sandbox) {
 	t.Helper()
 	requireRoot(t)
-	dir := dataDir(t)
-	key := newAPIKey(t, dir)
-	d := startDaemon(t, dir)
-	c := sdkClient(t, d, key)
+	_, c := sdkDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 	sbx, err := c.Create(ctx, soulbox.CreateOptions{Timeout: 10 * time.Minute, Limits: soulbox.Limits{MemoryMB: 1024, DiskSizeMB: 2048}})
@@ -296,10 +293,7 @@ func TestCodeContexts(t *testing.T) {
 // TestJudgeAPI judges submissions over the API: the contest scenario.
 func TestJudgeAPI(t *testing.T) {
 	requireRoot(t)
-	dir := dataDir(t)
-	key := newAPIKey(t, dir)
-	d := startDaemon(t, dir)
-	c := sdkClient(t, d, key)
+	_, c := sdkDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	tests := []soulbox.JudgeTest{{Name: "small", Stdin: "5\n", Expected: "120\n"}, {Name: "big", Stdin: "10\n", Expected: "3628800\n"}}

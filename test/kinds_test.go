@@ -88,10 +88,7 @@ func TestPostureEveryKind(t *testing.T) {
 func TestCrossSandboxIsolation(t *testing.T) {
 	requireRoot(t)
 	requireTool(t, "ipcmk")
-	dir := dataDir(t)
-	key := newAPIKey(t, dir)
-	d := startDaemon(t, dir)
-	c := sdkClient(t, d, key)
+	_, c := sdkDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	a, err := c.Create(ctx, soulbox.CreateOptions{})

@@ -14,10 +14,7 @@ import (
 // not the whole group; on v1 it always did).
 func TestLongLivedSurvivesOOM(t *testing.T) {
 	requireRoot(t)
-	dir := dataDir(t)
-	key := newAPIKey(t, dir)
-	d := startDaemon(t, dir)
-	c := sdkClient(t, d, key)
+	_, c := sdkDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	sbx, err := c.Create(ctx, soulbox.CreateOptions{Limits: soulbox.Limits{MemoryMB: 128}})

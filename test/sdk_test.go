@@ -19,6 +19,16 @@ import (
 	soulbox "github.com/soulbox-dev/soulbox/sdk/go"
 )
 
+// sdkDaemon starts a daemon on a fresh data directory and returns it with
+// a Go SDK client holding an API key for it.
+func sdkDaemon(t *testing.T, extra ...string) (*daemon, *soulbox.Client) {
+	t.Helper()
+	dir := dataDir(t)
+	key := newAPIKey(t, dir)
+	d := startDaemon(t, dir, extra...)
+	return d, sdkClient(t, d, key)
+}
+
 func sdkClient(t *testing.T, d *daemon, key string) *soulbox.Client {
 	t.Helper()
 	c, err := soulbox.NewClient(soulbox.WithURL(d.url), soulbox.WithAPIKey(key))

@@ -160,7 +160,7 @@ func (s Store) Hold(name string) (*os.File, error) {
 	if _, err := s.Root(name); err != nil {
 		return nil, err
 	}
-	dir, err := os.OpenFile(filepath.Join(s.dir(), name), os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	dir, err := openDir(filepath.Join(s.dir(), name))
 	if err != nil {
 		return nil, fmt.Errorf("template %q: %w", name, err)
 	}
@@ -183,6 +183,11 @@ func (s Store) Hold(name string) (*os.File, error) {
 func RootOf(dir *os.File) string { return fdPath(dir) + "/rootfs" }
 
 func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// openDir opens an image directory for its lock (never through a link).
+func openDir(p string) (*os.File, error) {
+	return os.OpenFile(p, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+}
 
 func flock(f *os.File, how int) error {
 	for {
@@ -227,11 +232,11 @@ func (s Store) EmptyTrash() {
 	}
 	for _, e := range entries {
 		p := filepath.Join(trash, e.Name())
-		d, err := os.OpenFile(p, os.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		d, err := openDir(p)
 		if err != nil {
 			continue
 		}
-		if unix.Flock(int(d.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
+		if flock(d, unix.LOCK_EX|unix.LOCK_NB) == nil {
 			os.RemoveAll(p)
 		}
 		d.Close()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -122,8 +123,9 @@ func (c *client) loop(stdin io.Reader) (*result.Result, error) {
 			switch kind {
 			case FrameAccept:
 				// Only now: a cold answer leaves stdin unread for our own run.
-				in = c.startFeeding(stdin)
-				buf = make([]byte, 0, stdinChunk)
+				if in = c.startFeeding(stdin); in >= 0 {
+					buf = make([]byte, 0, stdinChunk)
+				}
 			case FrameStdout:
 				c.stdout.Write(p)
 			case FrameStderr:
@@ -161,21 +163,7 @@ func (c *client) loop(stdin io.Reader) (*result.Result, error) {
 			return nil, fmt.Errorf("run pool: poll: %w", err)
 		}
 		if fds[1].Revents != 0 {
-			if len(buf) == 0 {
-				n, err := unix.Read(in, buf[:cap(buf)])
-				if n > 0 {
-					buf = buf[:n]
-				} else if err != unix.EINTR && err != unix.EAGAIN {
-					in = c.closePipe() // end of stdin, or it cannot be read
-				}
-			} else {
-				n, err := unix.Write(c.pipe, buf)
-				if n > 0 {
-					buf = buf[:copy(buf, buf[n:])]
-				} else if err != unix.EINTR && err != unix.EAGAIN {
-					in = c.closePipe() // EPIPE once the program is done is expected
-				}
-			}
+			in, buf = c.pass(in, buf)
 		}
 		if fds[0].Revents != 0 {
 			if err := c.receive(); err != nil {
@@ -183,6 +171,28 @@ func (c *client) loop(stdin io.Reader) (*result.Result, error) {
 			}
 		}
 	}
+}
+
+// pass moves stdin one step on, once poll said it can: a read from in
+// when buf is empty, else a write of buf into the pipe. It returns -1 for
+// in once stdin is done: at its end, unreadable, or the pipe's reader
+// gone (EPIPE once the program is done is expected).
+func (c *client) pass(in int, buf []byte) (int, []byte) {
+	var (
+		n   int
+		err error
+	)
+	if len(buf) == 0 {
+		if n, err = unix.Read(in, buf[:cap(buf)]); n > 0 {
+			return in, buf[:n]
+		}
+	} else if n, err = unix.Write(c.pipe, buf); n > 0 {
+		return in, buf[:copy(buf, buf[n:])]
+	}
+	if err == unix.EINTR || err == unix.EAGAIN {
+		return in, buf
+	}
+	return c.closePipe(), buf
 }
 
 // startFeeding returns stdin's descriptor when the loop is to feed it,
@@ -224,7 +234,7 @@ func (c *client) closePipe() int {
 // receive reads what the socket has, waiting in the poller for it.
 func (c *client) receive() error {
 	if cap(c.in)-len(c.in) < 32<<10 {
-		c.in = append(c.in, make([]byte, 64<<10)...)[:len(c.in)]
+		c.in = slices.Grow(c.in, 64<<10)
 	}
 	var (
 		n   int
@@ -259,9 +269,7 @@ func (c *client) frame() (kind byte, p []byte, ok bool, err error) {
 		return 0, nil, false, fmt.Errorf("run pool: frame of %d bytes", n)
 	}
 	if uint32(len(c.in)-5) < n {
-		if need := 5 + int(n); cap(c.in) < need {
-			c.in = append(make([]byte, 0, need), c.in...)
-		}
+		c.in = slices.Grow(c.in, 5+int(n)-len(c.in)) // room for the whole frame
 		return 0, nil, false, nil
 	}
 	kind = c.in[0]

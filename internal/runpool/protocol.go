@@ -27,6 +27,7 @@ import (
 	"io"
 	"math"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -151,7 +152,7 @@ func AppendResult(b []byte, r *result.Result) []byte {
 // ParseResult decodes AppendResult's encoding.
 func ParseResult(b []byte) (*result.Result, error) {
 	d := decoder{b: b}
-	r := &result.Result{Status: result.Status(d.bytes())}
+	r := &result.Result{Status: result.Status(d.raw())}
 	r.ExitCode = int(d.varint())
 	r.Signal = unix.Signal(d.varint())
 	r.Stdout = d.bytes()
@@ -207,22 +208,27 @@ func (d *decoder) varint() int64 {
 	return int64(u>>1) ^ -int64(u&1)
 }
 
-// bytes returns a copy (nil when empty, as a decoded empty output is).
-func (d *decoder) bytes() []byte {
+// raw returns the next length-prefixed bytes, not copied.
+func (d *decoder) raw() []byte {
 	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)) {
+		d.err = errShort
+	}
 	if d.err != nil {
 		return nil
 	}
-	if n > uint64(len(d.b)) {
-		d.err = errShort
-		return nil
-	}
-	var p []byte
-	if n > 0 {
-		p = append([]byte(nil), d.b[:n]...)
-	}
+	p := d.b[:n]
 	d.b = d.b[n:]
 	return p
+}
+
+// bytes returns a copy of raw's (nil when empty, as a decoded empty
+// output is).
+func (d *decoder) bytes() []byte {
+	if p := d.raw(); len(p) > 0 {
+		return slices.Clone(p)
+	}
+	return nil
 }
 
 func (d *decoder) strings() []string {
@@ -235,7 +241,7 @@ func (d *decoder) strings() []string {
 	}
 	ss := make([]string, 0, n)
 	for range n {
-		ss = append(ss, string(d.bytes()))
+		ss = append(ss, string(d.raw()))
 	}
 	if d.err != nil {
 		return nil

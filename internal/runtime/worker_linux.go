@@ -69,9 +69,6 @@ type Worker struct {
 		l   cgroup.Limits
 		set bool
 	}
-	// counted is set when the cgroup's counters were reset after the
-	// last run's clean-up: a run with the applied limits starts at once.
-	counted bool
 }
 
 // NewWorker starts a worker sandbox and waits until it can run programs.
@@ -207,21 +204,16 @@ func (w *Worker) Run(ctx context.Context, s Spec) (*Result, error) {
 	l := s.Limits
 	sb := w.sb
 	cl := cgroup.Limits{MemoryBytes: l.MemoryBytes, CPUQuota: l.CPUs, Pids: l.Pids + 1, OOMOneVictim: true}
-	var err error
-	switch {
-	case w.applied.set && w.applied.l == cl && w.counted:
-	case w.applied.set && w.applied.l == cl:
-		err = sb.cg.ResetCounters()
-	default:
+	// With the limits in force the counters are fresh already: awaitReady
+	// reset them when the last run's clean-up was reported.
+	if !w.applied.set || w.applied.l != cl {
 		w.applied.set = false
-		err = sb.cg.Rebase(cl)
+		if err := sb.cg.Rebase(cl); err != nil {
+			w.Close()
+			return nil, fmt.Errorf("%w: cgroup: %v", ErrWorkerGone, err)
+		}
+		w.applied.l, w.applied.set = cl, true
 	}
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("%w: cgroup: %v", ErrWorkerGone, err)
-	}
-	w.applied.l, w.applied.set = cl, true
-	w.counted = false
 	pipes, err := newStdio()
 	if err != nil {
 		return nil, err
@@ -322,12 +314,12 @@ func (w *Worker) awaitReady(ctx context.Context) error {
 			// Now, not when the next run starts: a daemon waits for
 			// the clean-up after answering (the run pool), so the
 			// next run does not wait for this.
+			// (Before the first run Rebase resets them with the limits.)
 			if w.applied.set {
 				if err := w.sb.cg.ResetCounters(); err != nil {
 					w.sb.rt.log.Debug("worker retired", "sandbox", w.sb.id, "reason", err)
 					break
 				}
-				w.counted = true
 			}
 			return nil
 		}

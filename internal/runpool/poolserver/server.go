@@ -327,6 +327,7 @@ func (s *Server) serve(c *net.UnixConn, req runpool.Request, stdin *os.File, err
 func readRequest(b, oob []byte, flags int) (c *net.UnixConn, req runpool.Request, stdin *os.File, err error) {
 	var fds []int
 	var cred *unix.Ucred
+	// (Received close-on-exec: ReadMsgUnix asks for MSG_CMSG_CLOEXEC.)
 	msgs, perr := unix.ParseSocketControlMessage(oob)
 	for _, m := range msgs {
 		if got, err := unix.ParseUnixRights(&m); err == nil {
@@ -334,9 +335,6 @@ func readRequest(b, oob []byte, flags int) (c *net.UnixConn, req runpool.Request
 		} else if uc, err := unix.ParseUnixCredentials(&m); err == nil {
 			cred = uc
 		}
-	}
-	for _, fd := range fds {
-		unix.CloseOnExec(fd)
 	}
 	if perr != nil || len(fds) != 2 || flags&unix.MSG_CTRUNC != 0 {
 		for _, fd := range fds {
