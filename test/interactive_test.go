@@ -71,6 +71,16 @@ func guessTests(t *testing.T, numbers ...string) string {
 	return dir
 }
 
+// interactiveTimeout is the submissions' wall limit, which "never
+// answers" waits for: in the emulated cgroup v2 guest (-short) Python's
+// start-up and seven round trips alone can take a second or more.
+func interactiveTimeout() string {
+	if testing.Short() {
+		return "8s"
+	}
+	return "2s"
+}
+
 // TestJudgeInteractive: soulbox judge --interactor on the guessing game.
 // A binary search is AC on every case (one without NAME.out: the answer
 // is optional); a wrong guess WA; a submission that
@@ -82,7 +92,7 @@ func TestJudgeInteractive(t *testing.T) {
 	dir := dataDir(t)
 	inter := filepath.Join(t.TempDir(), "interactor.py")
 	os.WriteFile(inter, []byte(guessInteractor), 0o644)
-	flags := []string{"--interactor", inter, "--interactor-lang", "python", "--timeout", "2s", "--parallel", "2"}
+	flags := []string{"--interactor", inter, "--interactor-lang", "python", "--timeout", interactiveTimeout(), "--parallel", "2"}
 	for _, c := range []struct {
 		name, src string
 		numbers   []string
@@ -132,7 +142,7 @@ func TestJudgeInteractiveAPI(t *testing.T) {
 	t.Run("judge batch", func(t *testing.T) {
 		tests := []soulbox.JudgeTest{{Stdin: "37\n", Expected: "37\n"}, {Stdin: "64\n", Expected: "64\n"}}
 		inter := &soulbox.JudgeInteractor{Language: "python", Source: guessInteractor, Limits: map[string]string{"timeout": "10s"}}
-		lim := map[string]string{"timeout": "2s"}
+		lim := map[string]string{"timeout": interactiveTimeout()}
 		reps, err := c.JudgeBatch(ctx, []soulbox.JudgeRequest{
 			{Language: "python", Source: guessSubmission, Tests: tests, Limits: lim, Interactor: inter},
 			{Language: "python", Source: "print('! 37', flush=True)", Tests: tests, Limits: lim, Interactor: inter},
