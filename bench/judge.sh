@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Judge throughput: a C++ A+B solution compiled once and run against N test
-# cases, and Python `print(sum(map(int, input().split())))`, sequentially and
+# cases, and Python `print(sum(map(int, input().split())))` (run as the judge
+# runs it, see below), sequentially and
 # with 2 and 4 at once — through `soulbox judge` (full isolation, per-run
 # limits), bubblewrap running the same program (no limits), and bare
 # execution, all in this run on this machine.
@@ -51,6 +52,16 @@ mkcases() { # dir n
   mkdir -p "$1"
   for i in $(seq 1 "$2"); do a=$((RANDOM * 7)); b=$((RANDOM)); echo "$a $b" > "$1/$i.in"; echo $((a + b)) > "$1/$i.out"; done
 }
+# Python runs as the judge runs it (`soulbox languages --json`: judge_run,
+# python3 -S with SoulBox's loader), in every row: the rows compare
+# sandboxes, not interpreter flags. The program's path replaces main.py.
+readarray -d '' PYRUN < <("$SOULBOX" languages --json | python3 -c '
+import json, sys
+p = next(l for l in json.load(sys.stdin) if l["name"] == "python")
+argv = p.get("judge_run") or p["run"]
+argv = ["/usr/bin/python3" if a == "python3" else sys.argv[1] if a == p["source"] else a for a in argv]
+sys.stdout.write("".join(a + "\0" for a in argv))' "$WORK/ab.py")
+[ "${#PYRUN[@]}" -ge 2 ] || { echo "bench: no python in soulbox languages" >&2; exit 1; }
 mkcases "$WORK/cpp" "$NCPP"
 mkcases "$WORK/py" "$NPY"
 g++ -O2 -o "$WORK/ab" "$WORK/ab.cpp"
@@ -92,7 +103,7 @@ echo
 echo "| runs/s | sequential | 2 at once | 4 at once |"
 echo "|---|---|---|---|"
 for kind in cpp py; do
-  if [ $kind = cpp ]; then n=$NCPP; src=$WORK/ab.cpp; prog=("$WORK/ab"); lang=cpp; else n=$NPY; src=$WORK/ab.py; prog=(/usr/bin/python3 "$WORK/ab.py"); lang=python; fi
+  if [ $kind = cpp ]; then n=$NCPP; src=$WORK/ab.cpp; prog=("$WORK/ab"); lang=cpp; else n=$NPY; src=$WORK/ab.py; prog=("${PYRUN[@]}"); lang=python; fi
   row="| $kind: soulbox judge (full isolation, limits) |"
   for p in 1 2 4; do row="$row $(soulbox_judge $lang "$src" "$WORK/$kind" "$n" $p) |"; done
   echo "$row"
@@ -109,6 +120,11 @@ for kind in cpp py; do
   row="| $kind: bare |"
   for p in 1 2 4; do row="$row $(loop "$n" $p "$WORK/$kind" "${prog[@]}") |"; done
   echo "$row"
+  if [ $kind = py ]; then
+    row="| py: bare, plain \`python3 main.py\` (with site's hooks) |"
+    for p in 1 2 4; do row="$row $(loop "$n" $p "$WORK/$kind" /usr/bin/python3 "$WORK/ab.py") |"; done
+    echo "$row"
+  fi
 done
 if [ -n "$GOJUDGE_URL" ]; then
   echo

@@ -385,8 +385,12 @@ func TestLanguagesAPI(t *testing.T) {
 	if py := byName["python"]; !py.Available || !strings.HasPrefix(py.Version, "Python 3.") || py.Template != "" {
 		t.Errorf("python: %+v", py)
 	}
-	if cpp := byName["cpp"]; !cpp.Compiled {
-		t.Errorf("cpp: %+v, want compiled", cpp)
+	if py := byName["python"]; py.Source != "main.py" || len(py.Compile) != 0 || strings.Join(py.Run, " ") != "python3 main.py" ||
+		len(py.JudgeRun) != 5 || py.JudgeRun[1] != "-S" || py.JudgeRun[4] != "main.py" {
+		t.Errorf("python steps: source %q, compile %q, run %q, judge_run %q", py.Source, py.Compile, py.Run, py.JudgeRun)
+	}
+	if cpp := byName["cpp"]; !cpp.Compiled || cpp.Source != "main.cpp" || cpp.Compile[0] != "g++" || strings.Join(cpp.Run, " ") != "./main" || cpp.JudgeRun != nil {
+		t.Errorf("cpp: %+v, want compiled by g++, run as ./main", cpp)
 	}
 	if jl := byName["julia"]; jl.Template != "julia" || jl.Available != juliaImported() {
 		t.Errorf("julia: %+v (template imported: %v)", jl, juliaImported())

@@ -103,6 +103,18 @@ func TestScenarioJudge(t *testing.T) {
 			t.Errorf("%+v: want a AC (float compare), b TLE (its own 300ms limit)", res)
 		}
 	})
+	// The judge runs Python without the site module (see
+	// internal/lang/judge-python.py): the system's packages still import,
+	// and exit() still ends the program.
+	t.Run("python without site", func(t *testing.T) {
+		tc := t.TempDir()
+		os.WriteFile(filepath.Join(tc, "a.in"), []byte("2 40\n"), 0o644)
+		os.WriteFile(filepath.Join(tc, "a.out"), []byte("42\n"), 0o644)
+		src := "import sys, numpy\nprint(numpy.int64(sum(map(int, input().split()))))\nif not sys.flags.no_site: print('site ran')\nexit()\nprint('after exit')\n"
+		if res := soulboxJudge(t, dir, tc, "python", src); res.Verdict != "AC" {
+			t.Errorf("%+v: want AC", res)
+		}
+	})
 	hostClean(t, dir)
 }
 

@@ -165,7 +165,7 @@ func run() error {
 
 	for _, p := range ps {
 		rate, err := measure(cases, p, func(c testCase) gjCmd {
-			r := cmd(l.Run, env, c.in, lim)
+			r := cmd(l.JudgeArgv(), env, c.in, lim)
 			r.CopyIn = copyIn
 			return r
 		})

@@ -125,7 +125,7 @@ func (is *interactiveSession) serve(ctx context.Context) {
 	defer runCancel()
 	stdin := judge.NewRelay(interactiveStdinMax)
 	stdout, stderr := judge.NewRelay(0), judge.NewRelay(0)
-	spec := p.Spec(lim, stdin)
+	spec := p.JudgeSpec(lim, stdin)
 	spec.Stdout, spec.Stderr = stdout, stderr
 
 	// Client → stdin. A client that leaves ends the run; a bad message

@@ -80,9 +80,9 @@ func runInteractive(ctx context.Context, e *lang.Executor, sub, inter *lang.Prog
 	defer cancel()
 	toInter, toSub := NewRelay(0), NewRelay(0)
 
-	subSpec := sub.Spec(caseLimits(c, o), toSub)
+	subSpec := sub.JudgeSpec(caseLimits(c, o), toSub)
 	subSpec.Stdout = toInter
-	intSpec := inter.Spec(il, toInter)
+	intSpec := inter.JudgeSpec(il, toInter)
 	intSpec.Stdout = toSub
 	intSpec.Argv = append(slices.Clip(intSpec.Argv), InputFile, OutputFile, AnswerFile)
 	intSpec.CopyIn = append(slices.Clip(intSpec.CopyIn),

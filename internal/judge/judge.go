@@ -160,7 +160,7 @@ func Judge(ctx context.Context, e *lang.Executor, l *lang.Language, source []byt
 
 // RunCase runs one case of a prepared program in a fresh sandbox.
 func RunCase(ctx context.Context, e *lang.Executor, p *lang.Program, c Case, o Options) (CaseResult, error) {
-	res, err := e.Runner.Run(ctx, p.Spec(caseLimits(c, o), bytes.NewReader(c.Input)))
+	res, err := e.Runner.Run(ctx, p.JudgeSpec(caseLimits(c, o), bytes.NewReader(c.Input)))
 	if err != nil {
 		return CaseResult{}, err
 	}

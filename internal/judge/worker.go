@@ -71,7 +71,7 @@ func (s *workerSlot) runCase(ctx context.Context, c Case, o Options) (CaseResult
 		if !s.w.Fits(l) {
 			return RunCase(ctx, s.e, s.p, c, o)
 		}
-		spec := s.p.Spec(l, bytes.NewReader(c.Input))
+		spec := s.p.JudgeSpec(l, bytes.NewReader(c.Input))
 		spec.CopyIn = nil // placed by the worker
 		res, err := s.w.Run(ctx, spec)
 		if errors.Is(err, sbrt.ErrWorkerGone) {

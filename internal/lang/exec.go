@@ -87,6 +87,13 @@ func (p *Program) Spec(l limits.Limits, stdin io.Reader) sbrt.Spec {
 	return sbrt.Spec{Argv: p.Lang.Run, Env: p.env, Limits: l, Stdin: stdin, CopyIn: p.Files, Template: p.Lang.Template}
 }
 
+// JudgeSpec is Spec with the language's judge-mode run step.
+func (p *Program) JudgeSpec(l limits.Limits, stdin io.Reader) sbrt.Spec {
+	s := p.Spec(l, stdin)
+	s.Argv = p.Lang.JudgeArgv()
+	return s
+}
+
 // Prepare makes a Program of source: interpreted languages only copy it;
 // compiled ones compile it in a sandbox of their own (or take the output
 // from the cache). A compile failure is not an error: it is reported in

@@ -88,6 +88,11 @@ type Info struct {
 	Hint      string   `json:"hint,omitempty"`
 	Note      string   `json:"note,omitempty"`
 	Template  string   `json:"template,omitempty"` // the template it runs in; "" is host
+	// The steps, run in /home/user where the source is Source.
+	Source   string   `json:"source"`
+	Compile  []string `json:"compile,omitempty"`
+	Run      []string `json:"run"`
+	JudgeRun []string `json:"judge_run,omitempty"` // the judge's run step, when not Run
 }
 
 // Probe reports every language: available or not, and the version its
@@ -100,7 +105,8 @@ func (e *Executor) Probe(ctx context.Context) []Info {
 	var wg sync.WaitGroup
 	for i, l := range langs {
 		st := e.Status(l)
-		infos[i] = Info{Name: l.Name, Title: l.Title, Aliases: l.Aliases, Compiled: l.Compiled(), Available: st.Available, Hint: st.Hint, Note: l.Note, Template: l.Template}
+		infos[i] = Info{Name: l.Name, Title: l.Title, Aliases: l.Aliases, Compiled: l.Compiled(), Available: st.Available, Hint: st.Hint, Note: l.Note, Template: l.Template,
+			Source: l.Source, Compile: l.Compile, Run: l.Run, JudgeRun: l.JudgeRun}
 		if !st.Available {
 			continue
 		}

@@ -25,7 +25,10 @@ type Language struct {
 	Source  string   // file name the source is saved as, e.g. "main.cpp"
 	Compile []string // nil for interpreted languages
 	Run     []string
-	Version []string // prints the version (first non-empty line of its output)
+	// JudgeRun replaces Run in judge mode (test cases, interactors), where
+	// a start-up saved counts once per case; nil: Run.
+	JudgeRun []string
+	Version  []string // prints the version (first non-empty line of its output)
 	// Tool is the executable whose presence means the language is
 	// available (the compiler for compiled languages).
 	Tool string
@@ -60,11 +63,18 @@ var compileEnv = []string{"HOME=/tmp"}
 //go:embed node-globals.d.ts
 var nodeGlobals string
 
+// pythonJudge is the loader the judge runs Python programs with (see the
+// file): `python3 -S -c pythonJudge main.py`.
+//
+//go:embed judge-python.py
+var pythonJudge string
+
 // registry is the data. Order is the listing order.
 var registry = []Language{
 	{
 		Name: "python", Title: "Python", Aliases: []string{"python3", "py"}, Source: "main.py",
 		Run: []string{"python3", "main.py"}, Version: []string{"python3", "--version"}, Tool: "python3",
+		JudgeRun: []string{"python3", "-S", "-c", pythonJudge, "main.py"},
 		Packages: []string{"python3", "python3-numpy", "python3-pandas", "python3-matplotlib"},
 	},
 	{
@@ -182,6 +192,14 @@ func Names() []string {
 	}
 	sort.Strings(n)
 	return n
+}
+
+// JudgeArgv is the run step in judge mode.
+func (l *Language) JudgeArgv() []string {
+	if l.JudgeRun != nil {
+		return l.JudgeRun
+	}
+	return l.Run
 }
 
 // RunEnv is the environment of the language's run step ("KEY=VALUE"

@@ -19,6 +19,14 @@ type Language struct {
 	// Template is the template it runs in (execute_code works only in
 	// sandboxes of that template); "" is the host template.
 	Template string `json:"template,omitempty"`
+	// Source is the file name the source is saved as in /home/user, where
+	// Compile (nil for interpreted languages) and Run run; JudgeRun is the
+	// judge's run step when it differs from Run (Python: see the judge's
+	// documentation).
+	Source   string   `json:"source"`
+	Compile  []string `json:"compile,omitempty"`
+	Run      []string `json:"run"`
+	JudgeRun []string `json:"judge_run,omitempty"`
 }
 
 // Languages lists the daemon's languages: which can run, with their
