@@ -28,12 +28,21 @@ const poolDebugLine = "run pool"
 func TestRunPool(t *testing.T) {
 	requireRoot(t)
 	dir := dataDir(t)
+	// The socket of the protocol's first version, as an earlier release
+	// left it: the daemon removes it.
+	stale := filepath.Join(dir, "run.sock")
+	if err := os.WriteFile(stale, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	d := startDaemon(t, dir, "--pool", "0", "--run-pool", "2")
 	sock := filepath.Join(dir, runpool.SocketName)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if fi, err := os.Stat(sock); err == nil {
 			if fi.Mode().Perm() != 0o600 {
 				t.Fatalf("run socket mode %v, want 0600", fi.Mode().Perm())
+			}
+			if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the earlier version's run.sock is still there (%v)", err)
 			}
 			break
 		}

@@ -3,27 +3,17 @@
 # the interpreter's start (matplotlib's namespace .pth alone imports
 # importlib.util), as DMOJ and QingdaoU run judged Python (-S). What a
 # program may rely on stays: the system's package directories on sys.path
-# (numpy imports), exit() and quit(), __name__ "__main__", __file__ and
-# sys.argv as for `python3 main.py`, tracebacks without this loader.
+# (numpy imports), exit(), quit() and help(), __name__ "__main__",
+# __file__, __loader__ and sys.argv as for `python3 main.py`, tracebacks
+# without this loader.
 def _soulbox_main():
-    import sys, builtins, posix
+    import sys, builtins, posix, _sitebuiltins, _frozen_importlib_external
     del globals()['_soulbox_main']
-
-    class Quitter:
-        def __init__(self, name):
-            self.name = name
-
-        def __repr__(self):
-            return 'Use %s() or Ctrl-D (i.e. EOF) to exit' % self.name
-
-        def __call__(self, code=None):
-            try:
-                sys.stdin.close()
-            except BaseException:
-                pass
-            raise SystemExit(code)
-
-    builtins.exit, builtins.quit = Quitter('exit'), Quitter('quit')
+    # What site.main() adds to builtins: its own objects, from its own
+    # (small) module.
+    builtins.exit = _sitebuiltins.Quitter('exit', 'Ctrl-D (i.e. EOF)')
+    builtins.quit = _sitebuiltins.Quitter('quit', 'Ctrl-D (i.e. EOF)')
+    builtins.help = _sitebuiltins._Helper()
     v = 'python%d.%d' % sys.version_info[:2]
     for prefix in dict.fromkeys((sys.prefix + '/local', sys.prefix)):
         for d in ('/lib/' + v + '/dist-packages', '/lib/python3/dist-packages', '/lib/' + v + '/site-packages'):
@@ -42,6 +32,7 @@ def _soulbox_main():
 
     sys.excepthook = excepthook
     globals()['__file__'] = path
+    globals()['__loader__'] = _frozen_importlib_external.SourceFileLoader('__main__', path)
     with open(path, 'rb') as f:
         return compile(f.read(), path, 'exec')
 

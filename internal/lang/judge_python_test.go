@@ -44,7 +44,7 @@ func TestJudgePython(t *testing.T) {
 	}
 	for _, c := range []struct{ name, src, stdin string }{
 		{"a plus b", "print(sum(map(int, input().split())))\n", "2 40\n"},
-		{"what a script sees", "import sys\nprint(__name__, __file__, sys.argv, sys.path[0])\nprint(sorted(k for k in globals() if not k.startswith('__')))\n", ""},
+		{"what a script sees", "import sys\nprint(__name__, __file__, sys.argv, sys.path[0])\nprint(sorted(k for k in globals() if not k.startswith('__')))\nprint(type(__loader__).__name__, __loader__.name, __spec__, type(help).__name__)\n", ""},
 		{"exit", "print('before')\nexit(3)\nprint('after')\n", ""},
 		{"quit with a message", "quit('bye')\n", ""},
 		{"exit repr", "print(repr(exit), repr(quit))\n", ""},
