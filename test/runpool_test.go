@@ -30,7 +30,7 @@ func TestRunPool(t *testing.T) {
 	dir := dataDir(t)
 	// The socket of the protocol's first version, as an earlier release
 	// left it: the daemon removes it.
-	stale := filepath.Join(dir, "run.sock")
+	stale := filepath.Join(dir, runpool.FirstSocketName)
 	if err := os.WriteFile(stale, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ def _soulbox_main():
     builtins.quit = _sitebuiltins.Quitter('quit', 'Ctrl-D (i.e. EOF)')
     builtins.help = _sitebuiltins._Helper()
     v = 'python%d.%d' % sys.version_info[:2]
-    for prefix in dict.fromkeys((sys.prefix + '/local', sys.prefix)):
+    for prefix in (sys.prefix + '/local', sys.prefix):
         for d in ('/lib/' + v + '/dist-packages', '/lib/python3/dist-packages', '/lib/' + v + '/site-packages'):
             if prefix + d not in sys.path:
                 sys.path.append(prefix + d)

@@ -41,6 +41,10 @@ import (
 // versions do not find each other, and the client sets up its own sandbox.
 const SocketName = "run2.sock"
 
+// FirstSocketName is the socket of the protocol's first version, which
+// daemons of earlier releases served (a stream socket, JSON frames).
+const FirstSocketName = "run.sock"
+
 // SocketPath is the socket of the daemon using dataDir.
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, SocketName) }
 

@@ -310,17 +310,17 @@ func (w *Worker) awaitReady(ctx context.Context) error {
 	select {
 	case ev, ok := <-w.events:
 		if ok && ev.Kind == nsinit.EventReady && ev.Dirty == "" {
-			w.ready = true
-			// Now, not when the next run starts: a daemon waits for
-			// the clean-up after answering (the run pool), so the
-			// next run does not wait for this.
-			// (Before the first run Rebase resets them with the limits.)
+			// The counters are reset now, not when the next run starts:
+			// a daemon waits for the clean-up after answering (the run
+			// pool), so the next run does not wait for this. (Before
+			// the first run Rebase resets them with the limits.)
 			if w.applied.set {
 				if err := w.sb.cg.ResetCounters(); err != nil {
 					w.sb.rt.log.Debug("worker retired", "sandbox", w.sb.id, "reason", err)
 					break
 				}
 			}
+			w.ready = true
 			return nil
 		}
 		if ok && ev.Dirty != "" {

@@ -168,9 +168,8 @@ func (s *Server) Listen(dataDir string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("run pool socket: %w", err)
 	}
-	// The socket of the protocol's first version, left by a daemon of an
-	// earlier release: no client of this one reads it.
-	os.Remove(filepath.Join(dataDir, "run.sock"))
+	// Left by a daemon of an earlier release: no client of this one reads it.
+	os.Remove(filepath.Join(dataDir, runpool.FirstSocketName))
 	// Not through the umask: it is the process's, and sandboxes started
 	// meanwhile would inherit it. Requests are checked (their sender's
 	// credentials) from the first one on.
