@@ -92,14 +92,14 @@ test-e2e:
 # A short pass of every fuzz target (their committed corpora also run as
 # regression tests in test-unit).
 fuzz:
-	@for mod in . sdk/go; do \
-	  for pkg in $$(cd $$mod && $(GO) list ./...); do \
-	    for f in $$(cd $$mod && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	@for mod in . sdk/go; do (cd $$mod && \
+	  for pkg in $$($(GO) list ./...); do \
+	    for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	      n=$(FUZZ_EXECS); case " $(FUZZ_SLOW) " in *" $$f "*) n=$$(( n / 5 ));; esac; \
 	      echo "fuzz $$pkg $$f ($$n inputs)"; \
-	      (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" $$pkg) || exit 1; \
+	      $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime "$${n}x" $$pkg || exit 1; \
 	    done; \
-	  done; \
+	  done) || exit 1; \
 	done
 
 # Outside CI's budget: 1,000 hostile runs mixed with benign ones against a

@@ -21,18 +21,21 @@ func cli(t *testing.T, d *daemon, key, stdin string, args ...string) (string, st
 	t.Helper()
 	cmd := exec.Command(soulboxBin, args...)
 	cmd.Env = append(os.Environ(), "SOULBOX_URL="+d.url, "SOULBOX_API_KEY="+key)
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	return capture(t, cmd, []byte(stdin))
+}
+
+// capture runs cmd with stdin and returns its stdout, its stderr and its
+// exit status; a command that cannot be run fails the test.
+func capture(t *testing.T, cmd *exec.Cmd, stdin []byte) (stdout, stderr string, code int) {
+	t.Helper()
+	var o, e bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &o, &e
 	err := cmd.Run()
-	code := 0
 	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
+	if err != nil && !errors.As(err, &ee) {
 		t.Fatal(err)
 	}
-	return out.String(), errb.String(), code
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
 }
 
 // TestCLIEndToEnd drives a real daemon with the CLI as a user would.

@@ -56,15 +56,7 @@ func TestRunPool(t *testing.T) {
 		args := append(append([]string{"run", "--data-dir", dir}, flags...), "--")
 		cmd := exec.Command(soulboxBin, append(args, argv...)...)
 		cmd.Env = append(os.Environ(), "SOULBOX_DEBUG=1")
-		cmd.Stdin = bytes.NewReader(stdin)
-		var o, e bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &o, &e
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if err != nil && !errors.As(err, &ee) {
-			t.Fatal(err)
-		}
-		return o.String(), e.String(), cmd.ProcessState.ExitCode()
+		return capture(t, cmd, stdin)
 	}
 	t.Run("stdio and exit status", func(t *testing.T) {
 		out, errOut, code := run([]byte("hello\n"), nil, "sh", "-c", "read x; echo out:$x; echo oops >&2; id -u; exit 5")

@@ -168,8 +168,11 @@ func (s *Server) Listen(dataDir string) error {
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("run pool socket: %w", err)
 	}
-	// Left by a daemon of an earlier release: no client of this one reads it.
-	os.Remove(filepath.Join(dataDir, runpool.FirstSocketName))
+	// Left by a daemon of an earlier release: no client of this one reads
+	// it, and a socket that stays does no harm.
+	if err := os.Remove(filepath.Join(dataDir, runpool.FirstSocketName)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("run pool: remove the earlier release's socket", "err", err)
+	}
 	// Not through the umask: it is the process's, and sandboxes started
 	// meanwhile would inherit it. Requests are checked (their sender's
 	// credentials) from the first one on.
