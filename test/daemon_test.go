@@ -97,7 +97,23 @@ func TestDaemonLifecycle(t *testing.T) {
 	if st := d.call(key, "POST", "/sandboxes/"+sb.SandboxID+"/pause", nil, &e); st != 409 || e.Code != 409 {
 		t.Fatalf("second pause: %d %+v", st, e)
 	}
+	// Frozen is reported once each task has entered the freezer, which is
+	// just before it schedules out (do_freezer_trap: cgroup_enter_frozen,
+	// then schedule), so the last microseconds of its slice may be counted
+	// after pause returned: wait until the counter stands still for 100ms,
+	// then it must not move for a second.
 	c0 := cgroupCPU(t, sb.SandboxID)
+	for settle := time.Now().Add(2 * time.Second); ; {
+		time.Sleep(100 * time.Millisecond)
+		c := cgroupCPU(t, sb.SandboxID)
+		if c == c0 {
+			break
+		}
+		if time.Now().After(settle) {
+			t.Fatalf("paused sandbox still using CPU 2s after pause (%v in the last 100ms)", time.Duration(c-c0))
+		}
+		c0 = c
+	}
 	time.Sleep(time.Second)
 	if c1 := cgroupCPU(t, sb.SandboxID); c1 != c0 {
 		t.Fatalf("paused sandbox used %v of CPU", time.Duration(c1-c0))
